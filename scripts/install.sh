@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Set up (or refresh) the project's virtual environment. Idempotent.
+#
+#   bash scripts/install.sh            # creates .venv/ at the repo root if missing
+#
+# torch: a CPU build is installed unless a CUDA GPU is visible (nvidia-smi works) or
+# SEDLIB_TORCH names the requirement to install, e.g.
+#   SEDLIB_TORCH="torch==2.13.0" bash scripts/install.sh            # CUDA build from PyPI
+#   PIP_EXTRA_INDEX_URL=<pytorch cpu index> bash scripts/install.sh  # CPU build elsewhere
+# The CPU pin is the local version "+cpu", so pip fails loudly rather than silently pulling
+# several GB of CUDA packages on a machine without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${SEDLIB_VENV:-.venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+STAMP="$VENV/.sedlib-installed"
+want="$(cat requirements.txt pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import sedlib" 2>/dev/null; then
+  echo "[install] $VENV is up to date"
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PY="$VENV/bin/python"
+export DS_BUILD_OPS=0 PIP_DISABLE_PIP_VERSION_CHECK=1
+# pip, minus the noise of unreachable extra-index folders; its exit status is kept (pipefail)
+pip_q() { "$PY" -m pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+
+if [ -n "${SEDLIB_TORCH:-}" ]; then
+  TORCH_REQ="$SEDLIB_TORCH"
+elif command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  TORCH_REQ="torch==2.13.0"
+else
+  TORCH_REQ="torch==2.13.0+cpu"
+fi
+echo "[install] torch: $TORCH_REQ"
+if ! pip_q install -q "$TORCH_REQ"; then
+  echo "[install] ERROR: could not install '$TORCH_REQ'." >&2
+  echo "[install] For a CPU build, point pip at PyTorch's CPU wheel index (PIP_EXTRA_INDEX_URL)," >&2
+  echo "[install] or set SEDLIB_TORCH to the torch requirement you want." >&2
+  exit 1
+fi
+TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)')"
+CONSTRAINTS="$(mktemp)"; trap 'rm -f "$CONSTRAINTS"' EXIT
+echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
+
+echo "[install] pinned requirements (a few minutes on a fresh machine)"
+pip_q install -q -r requirements.txt -c "$CONSTRAINTS"
+"$PY" -m pip check >/dev/null || { "$PY" -m pip check; exit 1; }
+pip_q install -q --no-deps -e .
+
+# torchaudio's shipped extension links CUDA libraries; without a CUDA torch it cannot load and
+# makes `import torchaudio` fail. Removing it leaves the pure-Python code paths sedlib uses.
+if [ "$("$PY" -c 'import torch; print(torch.version.cuda is None)')" = "True" ]; then
+  SP="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  rm -f "$SP"/torchaudio/lib/*.so
+fi
+
+"$PY" - <<'PYEOF'
+import importlib, torch
+for m in ["torchaudio", "deepspeed", "sed_scores_eval", "papermill", "plotly", "ipywidgets",
+          "rotary_embedding_torch", "safetensors", "soundfile", "h5py", "sedlib"]:
+    importlib.import_module(m)
+print(f"[install] environment OK: torch {torch.__version__} (cuda: {torch.version.cuda})")
+PYEOF
+# a Jupyter kernel named after the project, so JupyterLab started elsewhere finds this venv
+"$PY" -m ipykernel install --sys-prefix --name sedlib --display-name "Python (sedlib)" >/dev/null
+echo "$want" > "$STAMP"

@@ -1,0 +1,5 @@
+import sys
+
+from sedlib.cli import main
+
+sys.exit(main())

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"embedded data set: {len(vocab)} classes: {', '.join(vocab.names)}")
     t0 = time.perf_counter()
     for index in range(args.clips):
-        wave, events = synthesize_clip(SynthConfig(seed=args.seed), "train", index)
+        wave, events = synthesize_clip(SynthConfig(synth_seed=args.seed), "train", index)
         with torch.inference_mode():
             mel = frontend(torch.from_numpy(wave)[None])  # (1, 1, 128, 1000)
         labels = ", ".join(f"{e.label} {e.onset:.2f}-{e.offset:.2f}s" for e in events)

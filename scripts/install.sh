@@ -21,6 +21,15 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "
   exit 0
 fi
 
+# System packages: Chromium drives kaleido's static (PNG) export of plotly figures. Skipped where
+# apt or root is missing (then figures are written as HTML and PNG export reports what is missing).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "[install] apt: chromium (for PNG figures)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+    || echo "[install] WARNING: could not install chromium; PNG export of figures will not work" >&2
+fi
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
 export DS_BUILD_OPS=0 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -1,0 +1,1 @@
+"""Model modules: fmn backbone, sequence models (seq/), assembled SED model, inference rewrites."""

@@ -1,0 +1,75 @@
+"""CPU inference throughput (clips/s) of SED models, plain vs :func:`optimize_for_inference`.
+
+    .venv/bin/python benchmarks/bench_inference.py [--models fmn10 fmn10+TF:256] [--batch 16]
+        [--frames 1000] [--runs 5] [--backends plain eager jit] [--threads N]
+
+Input: random log-mel (batch, 1, 128, frames), 10 s clips by default (1000 frames), fp32,
+``torch.inference_mode``. Per model and backend: one warm-up call, then ``--runs`` timed calls;
+reported are the median and the best run (on a shared machine the best run is the one least
+disturbed by other processes). Backends run interleaved round by round so that load from other
+processes hits them alike. Also prints the max |difference| of each backend's outputs to the plain model.
+Models whose sequence-model module is missing are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import time
+
+import torch
+
+from sedlib.models.fuse import optimize_for_inference
+from sedlib.registry import SEQ_MODELS, create_model, parse_name
+
+DEFAULT_MODELS = ["fmn10", "fmn20", "fmn10+TF:256", "fmn10+HYBRID:128", "fmn10+BiGRU:256"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=["plain", "eager", "jit"],
+                        choices=["plain", "eager", "jit", "compile"])
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"input ({args.batch}, 1, 128, {args.frames}) fp32, {args.runs} timed runs after 1 warm-up")
+    print(f"{'model':<20}{'backend':<9}{'median':>8}{'speedup':>9}{'best':>8}{'speedup':>9}"
+          f"{'max|diff|':>11}  runs (clips/s)")
+
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 1, 128, args.frames)
+    for name in args.models:
+        seq = parse_name(name).seq_model
+        if seq is not None and importlib.util.find_spec(SEQ_MODELS[seq]) is None:
+            print(f"{name:<20}skipped: {SEQ_MODELS[seq]} is missing")
+            continue
+        model = create_model(name).eval()
+        variants = {b: model if b == "plain" else optimize_for_inference(model, backend=b)
+                    for b in args.backends}
+        times: dict[str, list[float]] = {b: [] for b in variants}
+        with torch.inference_mode():
+            reference = model(x)
+            diffs = {b: max((o - r).abs().max().item() for o, r in zip(f(x), reference))
+                     for b, f in variants.items()}  # doubles as the warm-up call
+            for _ in range(args.runs):
+                for b, f in variants.items():
+                    t0 = time.perf_counter()
+                    f(x)
+                    times[b].append(time.perf_counter() - t0)
+        base = times[args.backends[0]]
+        for b, ts in times.items():
+            med, best = statistics.median(base) / statistics.median(ts), min(base) / min(ts)
+            runs = " ".join(f"{args.batch / t:.1f}" for t in ts)
+            print(f"{name:<20}{b:<9}{args.batch / statistics.median(ts):>8.2f}{med:>8.2f}x"
+                  f"{args.batch / min(ts):>8.2f}{best:>8.2f}x{diffs[b]:>11.1e}  {runs}")
+
+
+if __name__ == "__main__":
+    main()

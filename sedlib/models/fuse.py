@@ -1,0 +1,132 @@
+"""Inference-only rewrites of a :class:`~sedlib.models.sed.SEDModel` for faster CPU inference.
+
+Same outputs (float32 rounding, tested to 1e-4), same forward contract. Steps, all on a copy:
+
+1. Fold every eval-mode BatchNorm into the preceding conv: with s = gamma / sqrt(var + eps),
+   w' = w * s and b' = (b - mean) * s + beta; the BN becomes Identity (46 BNs in fmn).
+2. Backbone execution, by ``backend``:
+
+   - ``"eager"``: channels_last memory format (oneDNN's native layout; no layout reorders
+     between convolutions and much faster depthwise convs). ~2x the plain model on 2 cores.
+   - ``"jit"`` (default): the folded backbone traced, frozen and optimised by TorchScript
+     (``torch.jit.optimize_for_inference``): oneDNN blocked layout end to end, activations
+     fused into the convolutions. ~2.5-3x. The backbone is shape-generic (convs only), so one
+     trace serves every batch size and T. TorchScript is deprecated upstream; its warnings are
+     silenced here because the trace is checked against the eager backbone.
+   - ``"compile"``: ``torch.compile`` (inductor, freezing) of the backbone. Similar speed to
+     ``"jit"`` but ~40 s of compilation on 2 cores, and a recompilation per new input shape;
+     needs a C++ compiler.
+
+The sequence model and heads run eagerly in every backend (their cost is small next to the
+backbone at T/4 frames, and a trace could bake in the sequence length).
+
+The result is for inference only: it has no BN keys, so save and load checkpoints with the
+plain model.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+BACKENDS = ("eager", "jit", "compile")
+
+
+def fold_batchnorm(module: nn.Module) -> int:
+    """Fold each ``Conv2d -> BatchNorm2d`` pair of consecutive Sequential children in place;
+    returns how many were folded. The module must be in eval mode."""
+    if module.training:
+        raise ValueError("fold_batchnorm needs an eval-mode model (BN running statistics)")
+    folded = 0
+    for seq in list(module.modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = nn.Identity()
+                folded += 1
+    return folded
+
+
+class _ChannelsLast(nn.Module):
+    """Runs ``inner`` on a channels_last copy of a 4-D input."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x.contiguous(memory_format=torch.channels_last))
+
+
+class InferenceSED(nn.Module):
+    """An optimised :class:`~sedlib.models.sed.SEDModel`: same forward, inference only."""
+
+    def __init__(self, model: nn.Module, backbone: nn.Module, backend: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.seq_model = model.seq_model
+        self.strong_head = model.strong_head
+        self.weak_head = model.weak_head
+        self.name = model.name
+        self.config = model.config
+        self.num_classes = model.num_classes
+        self.backend = backend
+
+    def forward(self, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, 1, 128, T) log-mel -> (strong (B, K, T / 4), weak (B, K)) logits."""
+        if mel.dim() != 4:
+            raise ValueError(f"expected a (B, 1, F, T) log-mel tensor, got shape {tuple(mel.shape)}")
+        x = self.backbone(mel)  # (B, T', E)
+        if x.dim() != 3:  # a traced backbone cannot raise on F' != 1 itself
+            raise ValueError(f"input with {mel.shape[2]} mel bins leaves more than one frequency "
+                             f"bin after the backbone (fmn collapses 65..128)")
+        x = self.seq_model(x)  # (B, T', D)
+        strong = self.strong_head(x).transpose(1, 2)  # (B, K, T')
+        weak = self.weak_head(x.mean(dim=1))  # (B, K)
+        return strong, weak
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, backend={self.backend!r}"
+
+
+def _jit_backbone(backbone: nn.Module) -> nn.Module:
+    if not torch.backends.mkldnn.is_available():
+        raise RuntimeError("backend='jit' needs a torch build with oneDNN (mkldnn); use 'eager'")
+    example = torch.zeros(1, 1, 128, 64)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(backbone, example, check_trace=False)
+        fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        probe = torch.randn(2, 1, 128, 36, generator=torch.Generator().manual_seed(0))
+        err = (fast(probe) - backbone(probe)).abs().max().item()
+    if not err <= 1e-4:
+        raise RuntimeError(f"traced backbone differs from eager by {err:.2e} (> 1e-4)")
+    return fast
+
+
+def optimize_for_inference(model: nn.Module, *, backend: str = "jit") -> InferenceSED:
+    """A faster, inference-only copy of ``model`` (see the module docstring for ``backend``).
+    The original model is not modified."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    fast = copy.deepcopy(model).eval()
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    fold_batchnorm(fast.model)
+    backbone: nn.Module = fast.model.fmn
+    if backend == "eager":
+        backbone = _ChannelsLast(backbone)
+    elif backend == "jit":
+        backbone = _jit_backbone(backbone)
+    else:
+        backbone = torch.compile(backbone, options={"freezing": True})
+    return InferenceSED(fast, backbone, backend)

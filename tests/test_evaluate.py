@@ -14,6 +14,7 @@ import pytest
 import sed_scores_eval
 from scipy import ndimage
 
+from sedlib import eval_inputs, psds_stats
 from sedlib import evaluate as ev
 from sedlib.commands import eval as eval_cmd
 from sedlib.data import formats
@@ -163,8 +164,8 @@ def test_fast_engine_equals_sed_scores_eval(seed, ties):
                 ev.psds_report(lazy, gt, durations, num_jobs=2)):
         assert_same(got, want)
     # pruning really is exercised: most classes have enough clips without their events
-    inputs = ev._prepare(scores, gt, durations, None, None)
-    limit = ev._PSDSStats(ev.PSDS1, 8, sum(inputs.durations.values()), np.zeros(8, int)).limit
+    inputs = eval_inputs.prepare_inputs(scores, gt, durations, None, None)
+    limit = psds_stats.PSDSStats(ev.PSDS1, 8, sum(inputs.durations.values()), np.zeros(8, int)).limit
     per_class = {c: sum(any(e[2] == c for e in evs) for evs in inputs.ground_truth.values())
                  for c in inputs.classes}
     assert sum(len(inputs.clips) - n >= limit for n in per_class.values()) >= 6
@@ -178,7 +179,7 @@ def test_sort_and_cut_equals_sed_scores_eval():
         tpr = np.round(rng.random(40), 1)
         efpr = np.round(rng.random(40) * 150, -1)
         want = _sort_and_cut(tpr, efpr, rng.random(40), max_efpr=100.0)
-        got = ev._sort_and_cut(tpr, efpr, 100.0)
+        got = psds_stats._sort_and_cut(tpr, efpr, 100.0)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
@@ -389,6 +390,29 @@ def test_write_scores_dir_round_trip_and_nothing_half_written(tmp_path, monkeypa
     with pytest.raises(OSError, match="disk full"):
         ev.write_scores_dir(scores, tmp_path / "partial")
     assert sorted(p.name for p in (tmp_path / "partial").iterdir()) == ["clip0000.tsv", "clip0001.tsv"]
+
+
+def test_write_frame_scores_writes_one_clip_as_a_score_file(tmp_path):
+    from types import SimpleNamespace
+
+    probs = np.random.default_rng(0).random((2, 7))  # (K, T)
+    clip = SimpleNamespace(filename="sub/clip.a.wav", scores=probs, duration=0.21, frame_seconds=0.04,
+                           classes=("dog", "cat"))
+    path = ev.write_frame_scores(clip, tmp_path / "scores")
+    assert path == tmp_path / "scores" / "clip.a.tsv"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["clip.a.tsv"]  # no temporary file left
+    back = ev.read_scores_dir(path.parent)["clip.a"]
+    theirs = sed_scores_eval.io.read_sed_scores(path.parent)["clip.a"]
+    pd.testing.assert_frame_equal(back, theirs, check_exact=True)
+    want = ev.scores_to_dataframe(probs, ["dog", "cat"], 0.04, 0.21)  # the frame at 0.24 s dropped
+    assert list(back.columns) == ["onset", "offset", "dog", "cat"] and len(back) == 6
+    assert np.allclose(back.to_numpy(), want.to_numpy(), rtol=1e-14, atol=1e-15)  # parser: ~1e-16
+    assert back["offset"].iloc[-1] == 0.21
+    # the same file again replaces it; a name that would be hidden is refused
+    ev.write_frame_scores(SimpleNamespace(**{**vars(clip), "duration": 0.1}), path.parent)
+    assert len(ev.read_scores_dir(path.parent)["clip.a"]) == 3
+    with pytest.raises(ev.EvaluationError, match="as a file name"):
+        ev.write_frame_scores(SimpleNamespace(**{**vars(clip), "filename": ".wav"}), tmp_path)
 
 
 def test_protocol_class_without_score_column_is_named():

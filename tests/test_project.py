@@ -83,3 +83,12 @@ def test_cli_reports_errors_without_traceback():
                                   "data/audioset/LICENSE-EfficientSED-MIT.txt"])
 def test_licenses_present(path):
     assert (ROOT / path).is_file()
+
+
+def test_lazy_public_api_resolves():
+    import sedlib
+
+    for name in sedlib.__all__:
+        assert getattr(sedlib, name) is not None, name
+    with pytest.raises(AttributeError):
+        sedlib.no_such_thing  # noqa: B018

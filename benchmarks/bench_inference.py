@@ -6,15 +6,18 @@
 Input: random log-mel (batch, 1, 128, frames), 10 s clips by default (1000 frames), fp32,
 ``torch.inference_mode``. Per model and backend: one warm-up call, then ``--runs`` timed calls;
 reported are the median and the best run (on a shared machine the best run is the one least
-disturbed by other processes). Backends run interleaved round by round so that load from other
-processes hits them alike. Also prints the max |difference| of each backend's outputs to the plain model.
-Models whose sequence-model module is missing are skipped.
+disturbed by other processes), and the median over rounds of the per-round speedup. Backends
+run interleaved round by round (the order reversed every other round) so that load from other
+processes hits them alike; the load average is printed before and after. Also prints the max
+|difference| of each backend's outputs to the plain model. Models whose sequence-model module
+is missing are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import time
 
@@ -39,9 +42,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"input ({args.batch}, 1, 128, {args.frames}) fp32, {args.runs} timed runs after 1 warm-up")
+          f"input ({args.batch}, 1, 128, {args.frames}) fp32, {args.runs} timed runs after 1 warm-up, "
+          f"load average {_load()}")
     print(f"{'model':<20}{'backend':<9}{'median':>8}{'speedup':>9}{'best':>8}{'speedup':>9}"
-          f"{'max|diff|':>11}  runs (clips/s)")
+          f"{'per-round':>10}{'max|diff|':>11}  runs (clips/s)")
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, 128, args.frames)
@@ -58,17 +62,24 @@ def main() -> None:
             reference = model(x)
             diffs = {b: max((o - r).abs().max().item() for o, r in zip(f(x), reference))
                      for b, f in variants.items()}  # doubles as the warm-up call
-            for _ in range(args.runs):
-                for b, f in variants.items():
+            for r in range(args.runs):
+                for b in (list(variants) if r % 2 == 0 else list(reversed(variants))):
+                    f = variants[b]
                     t0 = time.perf_counter()
                     f(x)
                     times[b].append(time.perf_counter() - t0)
         base = times[args.backends[0]]
         for b, ts in times.items():
             med, best = statistics.median(base) / statistics.median(ts), min(base) / min(ts)
+            per_round = statistics.median(t_base / t for t_base, t in zip(base, ts))
             runs = " ".join(f"{args.batch / t:.1f}" for t in ts)
             print(f"{name:<20}{b:<9}{args.batch / statistics.median(ts):>8.2f}{med:>8.2f}x"
-                  f"{args.batch / min(ts):>8.2f}{best:>8.2f}x{diffs[b]:>11.1e}  {runs}")
+                  f"{args.batch / min(ts):>8.2f}{best:>8.2f}x{per_round:>9.2f}x{diffs[b]:>11.1e}  {runs}")
+    print(f"load average {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":

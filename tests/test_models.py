@@ -18,7 +18,12 @@ from torch import nn
 from sedlib import checkpoints as ck
 from sedlib.errors import CheckpointError
 from sedlib.models.backbone import FrameMobileNet, clipwise_strides, make_divisible
-from sedlib.models.fuse import optimize_for_inference
+from sedlib.models.fuse import (
+    OneDNNLinear,
+    onednn_linear_available,
+    optimize_for_inference,
+    use_onednn_linears,
+)
 from sedlib.registry import (
     ModelConfig,
     SEQ_MODELS,
@@ -580,6 +585,49 @@ def test_optimize_for_inference_matches(name, backend):
             torch.testing.assert_close(w1, w0, rtol=0, atol=1e-4)
         with pytest.raises(ValueError):
             fast(torch.randn(1, 1, 256, 64))
+
+
+@pytest.mark.parametrize("name", [f"fmntiny+{s}" for s in SEQ_MODELS])
+def test_optimize_for_inference_every_sequence_model(name):
+    """The sequence-model/head rewrite (oneDNN linears) keeps every sequence model's outputs."""
+    needs_seq(name)
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    fast = optimize_for_inference(model, backend="eager")
+    if onednn_linear_available():
+        linears = [m for m in (model.seq_model, model.strong_head, model.weak_head)
+                   for m in m.modules() if type(m) is nn.Linear]
+        assert fast.onednn_linears == len(linears) >= 2
+        assert not any(type(m) is nn.Linear for m in fast.seq_model.modules())
+    with torch.inference_mode():
+        x = torch.randn(2, 1, 128, 40)
+        for a, b in zip(model(x), fast(x)):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
+
+
+@pytest.mark.skipif(not onednn_linear_available(), reason="torch built without oneDNN")
+def test_onednn_linear_equals_linear():
+    torch.manual_seed(0)
+    for bias in (True, False):
+        linear = nn.Linear(24, 10, bias=bias)
+        fast = OneDNNLinear(linear)
+        for x in (torch.randn(5, 24), torch.randn(2, 7, 24), torch.randn(2, 24, 7).transpose(1, 2),
+                  torch.randn(1, 1, 3, 48)[..., ::2], torch.randn(0, 24)):
+            with torch.no_grad():
+                torch.testing.assert_close(fast(x), linear(x), rtol=0, atol=1e-5)
+    with pytest.raises(RuntimeError, match="inference-only"):
+        fast(torch.randn(2, 24, requires_grad=True))
+
+
+@pytest.mark.skipif(not onednn_linear_available(), reason="torch built without oneDNN")
+def test_use_onednn_linears_skips_and_keeps_subclasses():
+    backbone = nn.Sequential(nn.Linear(4, 4))
+    mha = nn.MultiheadAttention(4, 1)  # out_proj: a Linear subclass read functionally
+    tree = nn.ModuleDict({"backbone": backbone, "mha": mha,
+                          "seq": nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 4))})
+    assert use_onednn_linears(tree, skip=backbone) == 2
+    assert type(backbone[0]) is nn.Linear and type(mha.out_proj) is not OneDNNLinear
+    assert [type(m) for m in tree["seq"]] == [OneDNNLinear, nn.GELU, OneDNNLinear]
 
 
 # --------------------------------------------------------------------------- reference parity

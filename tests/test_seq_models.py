@@ -237,30 +237,107 @@ def test_dropout_only_in_training(name):
         assert torch.equal(model(x), model(x))
 
 
-def test_attention_matches_explicit_formula():
-    """Attention == RoPE-rotated softmax(q k^T / sqrt(d)) v, gated per head, written out by hand."""
-    torch.manual_seed(0)
-    heads, d = 4, 4
-    layer = common.Attention(D, heads, d).double().eval()
-    x = torch.randn(2, T, D, dtype=torch.float64)
-    h = F.normalize(x, dim=-1) * D**0.5 * layer.norm.gamma
-    q, k, v = (h @ layer.to_qkv.weight.T).split(D, dim=-1)  # 3 x (B, T, H*d), (qkv, h, d) order
-    pos = torch.arange(T, dtype=torch.float64)[:, None] * layer.pos_encoding.freqs  # (T, d/2)
+def explicit_attention(layer: common.Attention, x: torch.Tensor) -> torch.Tensor:
+    """RoPE-rotated softmax(q k^T / sqrt(d)) v, gated per head, written out by hand (eval mode)."""
+    B, T, dim = x.shape
+    heads, d = layer.heads, layer.dim_head
+    h = F.normalize(x, dim=-1) * dim**0.5 * layer.norm.gamma
+    q, k, v = (h @ layer.to_qkv.weight.T).split(dim, dim=-1)  # 3 x (B, T, H*d), (qkv, h, d) order
+    pos = torch.arange(T, dtype=x.dtype)[:, None] * layer.pos_encoding.freqs  # (T, d/2)
     cos, sin = pos.cos(), pos.sin()
 
     def rope(t):  # (B, T, H*d) -> (B, H, T, d), pairs (2i, 2i+1) rotated by angle pos * f_i
-        t = t.reshape(2, T, heads, d // 2, 2).transpose(1, 2)  # (B, H, T, d/2, 2)
+        t = t.reshape(B, T, heads, d // 2, 2).transpose(1, 2)  # (B, H, T, d/2, 2)
         a, b = t[..., 0], t[..., 1]
         return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
 
     q, k = rope(q), rope(k)
-    v = v.view(2, T, heads, d).transpose(1, 2)  # (B, H, T, d)
+    v = v.view(B, T, heads, d).transpose(1, 2)  # (B, H, T, d)
     out = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, dim=-1) @ v  # (B, H, T, d)
     gates = torch.sigmoid(h @ layer.to_gates.weight.T + layer.to_gates.bias)  # (B, T, H)
     out = out * gates.transpose(1, 2)[..., None]
-    expected = out.transpose(1, 2).reshape(2, T, D) @ layer.to_out[0].weight.T
+    return out.transpose(1, 2).reshape(B, T, dim) @ layer.to_out[0].weight.T
+
+
+def reference_attention(layer: common.Attention, x: torch.Tensor) -> torch.Tensor:
+    """The reference (EfficientSED) forward, op for op: rotary_embedding_torch rotates q and k
+    separately on (B, H, T, d) copies; gates applied in (B, H, T, d)."""
+    B, T, _ = x.shape
+    H, d = layer.heads, layer.dim_head
+    h = layer.norm(x)
+    q, k, v = layer.to_qkv(h).view(B, T, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)
+    q = layer.pos_encoding.rotate_queries_or_keys(q)  # (B, H, T, d)
+    k = layer.pos_encoding.rotate_queries_or_keys(k)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=layer.dropout if layer.training else 0.0)
+    out = out * layer.to_gates(h).transpose(1, 2).unsqueeze(-1).sigmoid()  # (B, H, T, d)
+    return layer.to_out(out.transpose(1, 2).reshape(B, T, H * d))
+
+
+def test_attention_matches_explicit_formula():
+    """Attention == RoPE-rotated softmax(q k^T / sqrt(d)) v, gated per head, written out by hand."""
+    torch.manual_seed(0)
+    layer = common.Attention(D, 4, 4).double().eval()
+    x = torch.randn(2, T, D, dtype=torch.float64)
     with torch.no_grad():
-        assert torch.allclose(layer(x), expected, atol=1e-12)
+        assert torch.allclose(layer(x), explicit_attention(layer, x), atol=1e-12)
+
+
+@pytest.mark.parametrize(("dtype", "atol"), [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+@pytest.mark.parametrize("training", [False, True])
+def test_attention_equals_reference_forward_and_gradients(dtype, atol, training):
+    """The fast path (one rotation for q and k, no copies) == the reference's op sequence, in
+    outputs and in gradients of input and weights; in training with attention dropout drawn
+    from the same seed."""
+    torch.manual_seed(0)
+    layer = common.Attention(D, 4, 4, dropout=0.3).to(dtype).train(training)
+    with torch.no_grad():
+        for p in layer.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)  # non-trivial gamma and gate bias too
+    x = torch.randn(2, T, D, dtype=dtype)
+    results = []
+    for forward in (layer, lambda inp: reference_attention(layer, inp)):
+        inp = x.clone().requires_grad_()
+        layer.zero_grad()
+        torch.manual_seed(1)
+        out = forward(inp)
+        out.backward(torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out))
+        grads = [inp.grad] + [p.grad.clone() for p in layer.parameters() if p.requires_grad]
+        results.append((out.detach(), grads))
+    (fast, fast_grads), (ref, ref_grads) = results
+    torch.testing.assert_close(fast, ref, rtol=0, atol=atol)
+    for g_fast, g_ref in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("frames", [1, 37])
+def test_rope_bitwise_equals_rotary_embedding_torch(dtype, frames):
+    """apply_rope(rope_tables(...)) on q and k side by side == the library on each alone."""
+    rope = common.RotaryEmbedding(8).to(dtype)
+    heads = 3
+    qk = torch.randn(2, frames, 2 * heads * 8, dtype=dtype)  # (B, T, (q|k, head, d))
+    cos, sin = common.rope_tables(rope.freqs, frames, dtype, qk.shape[-1])
+    fast = common.apply_rope(qk, cos, sin).view(2, frames, 2, heads, 8).permute(2, 0, 3, 1, 4)
+    lib = rope.rotate_queries_or_keys(qk.view(2, frames, 2, heads, 8).permute(2, 0, 3, 1, 4))
+    assert fast.dtype == dtype
+    assert torch.equal(fast, lib)
+
+
+def test_rope_follows_freqs_after_load_state_dict():
+    """`freqs` is read on every forward: new values loaded after a forward take effect (the
+    rotary_embedding_torch cache would keep the old angles)."""
+    torch.manual_seed(0)
+    layer = common.Attention(D, 4, 4).double().eval()
+    x = torch.randn(2, T, D, dtype=torch.float64)
+    with torch.no_grad():
+        before = layer(x)
+        state = layer.state_dict()
+        state["pos_encoding.freqs"] = state["pos_encoding.freqs"] * 3.0
+        layer.load_state_dict(state)
+        after = layer(x)
+    assert not torch.allclose(after, before, atol=1e-6)
+    assert torch.allclose(after, explicit_attention(layer, x), atol=1e-12)
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])

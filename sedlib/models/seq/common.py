@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
-from torch import nn
+from torch import Tensor, nn
 
 POS_ENCODINGS = ("rotary", "none")
 
@@ -82,6 +82,40 @@ def resolve_heads(dim: int, heads: int, dim_head: int | None) -> int:
     return dim_head
 
 
+def rope_tables(freqs: Tensor, T: int, dtype: torch.dtype, width: int) -> tuple[Tensor, Tensor]:
+    """RoPE tables for positions p = 0..T-1: cos and sign-folded sin, each (T, width).
+
+    Pair i (channels 2i, 2i+1 of a head) turns by theta_{p,i} = p * f_i (`freqs` = f, (d/2,)).
+    The (T, d) table is tiled `width // d` times along channels, so that it lines up with
+    several heads (and q and k) laid side by side. sin carries the rotation's sign: -sin at
+    2i, +sin at 2i+1 (see :func:`apply_rope`). Computed as rotary_embedding_torch 0.9 does
+    (positions made in the input's dtype, angles and their cos/sin in freqs' dtype), so the
+    result is bitwise equal to its `rotate_queries_or_keys`. `freqs` is read on every call:
+    it is the single source of truth (no cache to go stale after `load_state_dict`).
+    """
+    pos = torch.arange(T, device=freqs.device, dtype=dtype).to(freqs.dtype)  # (T,)
+    angles = (pos[:, None] * freqs).repeat_interleave(2, dim=-1)  # (T, d)
+    sign = torch.tensor([-1.0, 1.0], device=freqs.device, dtype=freqs.dtype).repeat(freqs.shape[0])
+    reps = width // angles.shape[-1]
+    return angles.cos().repeat(1, reps), (angles.sin() * sign).repeat(1, reps)  # (T, width) each
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate each channel pair of `x` (..., T, C) by its angle (RoFormer, Su et al. 2021, eq. 34):
+
+        y_2i   = x_2i cos(theta) - x_2i+1 sin(theta)
+        y_2i+1 = x_2i+1 cos(theta) + x_2i sin(theta)
+
+    as y = x * cos + swap_pairs(x) * sin with the sign-folded sin of :func:`rope_tables`
+    ((T, C) tables). Same products and sums as rotary_embedding_torch's
+    `x * cos + rotate_half(x) * sin`, hence bitwise equal; works on strided views.
+    """
+    swapped = torch.stack((x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)  # (..., T, C)
+    # in place on fresh temporaries: fewer large allocations; autograd-safe (mul saves its
+    # inputs, not its output)
+    return (x * cos).add_(swapped.mul_(sin)).to(x.dtype)
+
+
 class Attention(nn.Module):
     """Pre-normed multi-head self-attention with rotary positions and per-head sigmoid gates.
 
@@ -91,6 +125,12 @@ class Attention(nn.Module):
         o_h <- o_h * sigmoid(h W_g + b_g)_h                          (gating)
         y = concat_h(o_h) W_out, then Dropout
     The residual connection is added by the caller. Forward: (B, T, dim) -> (B, T, dim).
+
+    Same outputs and gradients as the reference's op sequence (rotary_embedding_torch on q and
+    k separately; bitwise in our float32 CPU checks, tested to 1e-12 in float64), without its
+    copies: q and k are rotated together, once, on a view of the to_qkv output; q, k, v reach
+    SDPA as (B, H, T, d) views of (B, T, H, d) memory; the gates multiply SDPA's output in its
+    (B, T, H, d) memory layout, so no copy is needed before to_out.
     """
 
     def __init__(
@@ -111,28 +151,28 @@ class Attention(nn.Module):
         dim_inner = heads * dim_head
         # RotaryEmbedding defaults: theta 10000, 'lang' freqs, interleaved pairs over dim_head;
         # its `freqs` is a frozen nn.Parameter and so part of state_dict and parameter counts.
+        # Only `freqs` is used (rope_tables / apply_rope), not the module's own forward or cache.
         self.pos_encoding = RotaryEmbedding(dim_head) if pos_encoding == "rotary" else None
         self.norm = RMSNorm(dim)
         self.to_qkv = nn.Linear(dim, 3 * dim_inner, bias=False)
         self.to_gates = nn.Linear(dim, heads) if gating else None
         self.to_out = nn.Sequential(nn.Linear(dim_inner, dim, bias=False), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
         H, d = self.heads, self.dim_head
         x = self.norm(x)
         # channel layout of to_qkv's output is (qkv, head, d)
-        qkv = self.to_qkv(x).view(B, T, 3, H, d)  # (B, T, 3, H, d)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, d)
-        if self.pos_encoding is not None:
-            q = self.pos_encoding.rotate_queries_or_keys(q)  # (B, H, T, d), positions 0..T-1
-            k = self.pos_encoding.rotate_queries_or_keys(k)
+        qkv = self.to_qkv(x)  # (B, T, 3*H*d)
+        qk, v = qkv[..., : 2 * H * d], qkv[..., 2 * H * d :]  # (B, T, 2*H*d), (B, T, H*d)
+        if self.pos_encoding is not None:  # positions 0..T-1, the same angles for q and k
+            cos, sin = rope_tables(self.pos_encoding.freqs, T, qkv.dtype, 2 * H * d)
+            qk = apply_rope(qk, cos, sin)  # (B, T, 2*H*d)
+        q, k = qk.unflatten(-1, (2, H, d)).permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, H, T, d)
+        v = v.unflatten(-1, (H, d)).transpose(1, 2)  # (B, H, T, d)
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, T, d)
+        ).transpose(1, 2)  # (B, T, H, d)
         if self.to_gates is not None:
-            gates = self.to_gates(x).transpose(1, 2).unsqueeze(-1)  # (B, H, T, 1)
-            out = out * gates.sigmoid()
-        out = out.transpose(1, 2).reshape(B, T, H * d)  # (B, T, H*d)
-        return self.to_out(out)
-
+            out = out * self.to_gates(x).sigmoid().unsqueeze(-1)  # gates (B, T, H, 1)
+        return self.to_out(out.reshape(B, T, H * d))  # (B, T, H*d) -> (B, T, dim)

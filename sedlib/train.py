@@ -1,0 +1,524 @@
+"""Training: :func:`fit` runs the reference recipe (SPEC 5) on any strongly labelled data set.
+
+One optimiser step = ``accumulate_grad_batches`` forward passes of ``batch_size`` clips per
+device. Per forward pass (reference ``training_step``): waveforms (wavmixed by the data set) ->
+log-mel (band jitter in training mode) -> frame shift -> mixup -> model -> strong logits ->
+``(1 - w) * BCE(hard labels) + w * BCE(teacher probabilities)``. Adam with layer-wise LR groups,
+warmup + cosine schedule stepped per optimiser step, AMP on CUDA. With a weak set (advanced KD,
+Table II) each forward pass also takes ``batch_size`` weak-set clips (mel -> mixup with
+max(c, 1 - c), alpha 0.3, p 1 -> model), and the loss is ``(1 - w) * BCE(hard) + w * ((1 - f) *
+KD(strong batch) + f * KD(weak batch))``: 0.1 / 0.9 x (0.5 / 0.5) as the reference's online
+distillation script, with stored teacher outputs instead of an online teacher.
+
+Randomness: model init from ``torch.manual_seed(seed)`` (same on every rank); per rank, one
+numpy generator for frame shift / mixup and a seeded global torch generator (mel band jitter,
+dropout); wavmix per (seed, epoch, clip); sampler per (seed, epoch). All of it, the optimiser,
+schedule, grad scaler and data position go into ``checkpoint.pt``, so a stopped and resumed
+run ends with the same weights as an uninterrupted one (bit for bit on CPU). See
+:mod:`sedlib.runs` for the run directory, :mod:`sedlib.train_data` for sampling and validation.
+
+Validation (every ``val_every`` steps or ``check_val_every_n_epoch`` epochs, and after the last
+step): median-filtered strong logits -> PSDS1 and its class average on the validation set's
+ground truth, in eval mode. Short runs should set ``recalibrate_bn`` (BatchNorm momentum 0.01
+leaves eval-mode statistics hundreds of steps behind; see
+:func:`sedlib.train_data.recalibrate_batchnorm`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from sedlib import runs
+from sedlib.augment import PSEUDO_KEY, apply_mixup, draw_mixup, frame_shift, mixup
+from sedlib.config import AudioConfig
+from sedlib.data.datasets import set_epoch
+from sedlib.distill import kd_terms
+from sedlib.errors import SedlibError
+from sedlib.frontend import MelFrontend
+from sedlib.optim import SEQ_GROUP, make_scheduler, optimizer_from_config, set_train_mode
+from sedlib.runs import derived_seed
+from sedlib.train_config import DistillConfig, TrainConfig
+from sedlib.train_data import (dataset_vocab, psds_of, recalibrate_batchnorm, training_data,
+                               uses_strong_kd, validate, validation_scores)
+
+__all__ = ["RunResult", "Trainer", "fit", "validate"]
+
+log = logging.getLogger(__name__)
+
+_TORCH_SALT, _AUG_SALT, _LOADER_SALT, _PY_SALT = 0x544F5243, 0x41554758, 0x4C4F4144, 0x50595448
+# TrainConfig fields that may change when a run is resumed (they do not change the weights'
+# trajectory; nor do fit's checkpoint_every, val_every, log_every, recalibrate_bn, progress)
+RESUMABLE_CHANGES = ("num_workers", "check_val_every_n_epoch")
+
+
+@dataclass
+class RunResult:
+    """What :func:`fit` leaves: the run directory, the trained model (unwrapped, on its device),
+    the final step and epoch, every validation record and the final weights file."""
+
+    run_dir: Path
+    model: nn.Module
+    step: int
+    epoch: int
+    validations: list[dict[str, Any]] = field(default_factory=list)
+    weights: Path | None = None
+
+
+class _Student(nn.Module):
+    """Strong logits of each log-mel batch (separate forward passes: BatchNorm sees each batch
+    alone, as in the reference). One module call per step, so DDP sees one forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *mels: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.model(mel)[0] for mel in mels)  # (B, K, T) each
+
+
+def _autocast(precision: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, GradScaler on?) for a precision setting on a device."""
+    if precision == "32":
+        return None, False
+    if precision == "bf16-mixed":
+        return torch.bfloat16, False
+    if device.type == "cuda":
+        return torch.float16, True
+    log.warning("precision %s needs CUDA; training in float32 on %s", precision, device)
+    return None, False
+
+
+class Trainer:
+    """One run's state: model, optimiser, schedule, scaler, data, RNGs, position (``step``,
+    ``epoch``, ``batch`` = batches consumed in the current epoch). Use :func:`fit`."""
+
+    def __init__(self, model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
+                 out_dir: Path, cfg: TrainConfig, dcfg: DistillConfig | None,
+                 val_data: torch.utils.data.Dataset | None,
+                 weak_data: torch.utils.data.Dataset | None, audio: AudioConfig, device: str,
+                 resume: bool, max_steps: int | None, init: str | os.PathLike | None,
+                 checkpoint_every: int, val_every: int | None, log_every: int, progress: bool,
+                 recalibrate_bn: int, run_info: dict[str, Any]) -> None:
+        for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every),
+                            ("val_every", val_every or 1), ("max_steps", max_steps or 1),
+                            ("recalibrate_bn", recalibrate_bn + 1)):
+            if not isinstance(value, int) or value <= 0:
+                raise SedlibError(f"{name} must be a positive integer, got {value!r}")
+        self.cfg, self.dcfg, self.audio, self.run_dir = cfg, dcfg or DistillConfig(0.0), audio, out_dir
+        self.val_data, self.progress, self.metrics = val_data, progress, None
+        self.checkpoint_every, self.val_every, self.log_every = checkpoint_every, val_every, log_every
+        self.dist = runs.Distributed(device)
+        self.device, self.rank, self.world = self.dist.device, self.dist.rank, self.dist.world
+        self.vocab = dataset_vocab(train_data, "training")
+        if val_data is not None and dataset_vocab(val_data, "validation") != self.vocab:
+            raise SedlibError(f"validation classes ({dataset_vocab(val_data, 'validation')!r}) differ "
+                              f"from the training classes ({self.vocab!r})")
+        self.total_steps = max_steps or cfg.total_steps(self.world)
+        if cfg.schedule != "exp" and cfg.warmup_steps >= self.total_steps:
+            raise SedlibError(f"warmup_steps ({cfg.warmup_steps}) must be below the run's "
+                              f"{self.total_steps} optimiser steps (--warmup)")
+        self.model = self._build_model(model, init)
+        self.model_name = str(getattr(self.model, "name", type(self.model).__name__))
+        self.use_weak = weak_data is not None
+        self.kd_strong = uses_strong_kd(self.dcfg, self.use_weak)
+        self.train_set, self.sampler = training_data(
+            train_data, weak_data, cfg, self.dcfg, self.vocab, audio, rank=self.rank,
+            world_size=self.world)
+        self.raw_train, self.recalibrate_bn = train_data, recalibrate_bn
+        if recalibrate_bn and cfg.freeze_backbone:
+            log.warning("recalibrate_bn ignored: the frozen backbone keeps its BatchNorm statistics")
+            self.recalibrate_bn = 0
+        self.frontend = MelFrontend(audio).to(self.device)
+        # only the strong head is trained (SPEC 5); a gradient-less weak head would stall DDP
+        self._flags = {n: p.requires_grad for n, p in self.model.named_parameters()}
+        if hasattr(self.model, "weak_head"):
+            self.model.weak_head.requires_grad_(False)
+        self.opt = optimizer_from_config(self.model, cfg)
+        self.sched = make_scheduler(self.opt, total_steps=self.total_steps,
+                                    warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
+                                    lr_end=cfg.lr_end, gamma=cfg.lr_gamma)
+        self.amp_dtype, scaling = _autocast(cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=scaling)
+        torch.manual_seed(derived_seed(cfg.seed, _TORCH_SALT, self.rank))
+        random.seed(derived_seed(cfg.seed, _PY_SALT, self.rank))
+        self.rng = np.random.default_rng(derived_seed(cfg.seed, _AUG_SALT, self.rank))
+        self.step = self.epoch = self.batch = 0
+        self.validations: list[dict[str, Any]] = []
+        self.identity = self._identity(max_steps)
+        self.fresh = not self._resume(resume)
+        self.net: nn.Module = _Student(self.model)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if self.rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics = runs.MetricsLog(out_dir, fresh=self.fresh)
+            if self.fresh:
+                runs.write_json(out_dir / runs.CONFIG, self._config_record(
+                    init, train_data, val_data, weak_data, run_info))
+            else:
+                self.metrics.write({"event": "resumed", "step": self.step, "epoch": self.epoch})
+
+    # --- setup -----------------------------------------------------------------------------------
+
+    def _build_model(self, model: str | nn.Module, init: str | os.PathLike | None) -> nn.Module:
+        k = len(self.vocab)
+        if isinstance(model, str):
+            from sedlib.registry import create_model
+
+            torch.manual_seed(self.cfg.seed)
+            try:
+                model = create_model(model, num_classes=k)
+            except ValueError as err:
+                raise SedlibError(str(err)) from None
+            if init is None and self.cfg.pretrained != "scratch":
+                self._load_pretrained(model)
+        if getattr(model, "num_classes", k) != k:
+            raise SedlibError(f"model {getattr(model, 'name', '')} has {model.num_classes} output "
+                              f"classes, the training data's vocabulary {self.vocab.name!r} has {k}")
+        if init is not None:
+            from sedlib.checkpoints import load_checkpoint
+            from sedlib.detect import checkpoint_metadata
+
+            theirs = json.loads(checkpoint_metadata(init).get("classes", "null"))
+            if theirs is not None and len(theirs) == k and theirs != list(self.vocab.names):
+                bad = next(i for i, (a, b) in enumerate(zip(theirs, self.vocab.names)) if a != b)
+                raise SedlibError(f"--init {init}: its class {bad} is {theirs[bad]!r}, the data's "
+                                  f"is {self.vocab.names[bad]!r}; the heads would mean other classes")
+            report = load_checkpoint(model, init)  # strict: CheckpointError lists mismatches
+            log.info("initialised from %s: %s", init, report)
+        return model.to(self.device)
+
+    def _load_pretrained(self, model: nn.Module) -> None:
+        from sedlib.checkpoints import RELEASES, load_checkpoint, model_to_release
+
+        kind = self.cfg.pretrained
+        try:
+            release = (f"{model.config.backbone}_weak" if kind == "weak"
+                       else model_to_release(model.name, kind))
+            if release not in RELEASES:
+                raise ValueError(f"{release!r} was not released")
+        except ValueError as err:
+            raise SedlibError(f"pretrained={kind!r}: no released checkpoint for {model.name} "
+                              f"({err}); use pretrained 'scratch' (--pretrained scratch) or "
+                              f"--init FILE") from None
+        log.info("%s: %s", release, load_checkpoint(model, release))
+
+    def _identity(self, max_steps: int | None) -> dict[str, Any]:
+        """What a resumed run must share with the checkpoint it continues."""
+        train = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in RESUMABLE_CHANGES}
+        return {"model": self.model_name, "classes": list(self.vocab.names), "train": train,
+                "distill": dataclasses.asdict(self.dcfg), "max_steps": max_steps,
+                "total_steps": self.total_steps, "world_size": self.world,
+                "audio": dataclasses.asdict(self.audio)}
+
+    def _resume(self, resume: bool) -> bool:
+        path = self.run_dir / runs.CHECKPOINT
+        if not path.exists():
+            if resume:
+                log.info("%s holds no checkpoint: starting a new run", self.run_dir)
+            return False
+        if not resume:
+            raise SedlibError(f"{self.run_dir} already holds a run ({runs.CHECKPOINT}); resume it "
+                              f"(--resume) or choose another output folder")
+        state = runs.load_checkpoint_state(path)
+        diffs = [f"{k}: checkpoint {state['identity'].get(k)!r}, now {v!r}"
+                 for k, v in self.identity.items() if state["identity"].get(k) != v]
+        if diffs:
+            raise SedlibError(f"cannot resume {path}: the run's settings changed:\n  "
+                              + "\n  ".join(diffs))
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        runs.restore_rng(state["rng"][self.rank], {"augment": self.rng}, self.device)
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.validations = list(state["validations"])
+        log.info("resumed %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch)
+        return True
+
+    def _config_record(self, init, train_data, val_data, weak_data, run_info) -> dict[str, Any]:
+        import platform
+        import sedlib
+
+        def describe(ds):
+            return None if ds is None else {"type": type(ds).__name__, "clips": len(ds),
+                                            "vocab": getattr(getattr(ds, "vocab", None), "name", None)}
+        return {**self.identity, "recalibrate_bn": self.recalibrate_bn,
+                "num_classes": len(self.vocab), "vocab": self.vocab.name,
+                "seed": self.cfg.seed, "num_workers": self.cfg.num_workers,
+                "check_val_every_n_epoch": self.cfg.check_val_every_n_epoch,
+                "steps_per_epoch": self.cfg.steps_per_epoch(self.world), "device": str(self.device),
+                "autocast": str(self.amp_dtype) if self.amp_dtype else None,
+                "init": None if init is None else str(init),
+                "data": {"train": describe(train_data), "val": describe(val_data),
+                         "weak": describe(weak_data)},
+                "checkpoint_every": self.checkpoint_every, "val_every": self.val_every,
+                "versions": {"sedlib": sedlib.__version__, "torch": torch.__version__,
+                             "numpy": np.__version__, "python": platform.python_version()},
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **run_info}
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self, validate_at_start: bool = False) -> RunResult:
+        cfg = self.cfg
+        if validate_at_start and self.fresh and self.val_data is not None:
+            self._validate()
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", desc="train",
+                   disable=not self.progress or self.rank != 0, dynamic_ncols=True)
+        per_epoch = cfg.batches_per_epoch(self.world)
+        self._stats = torch.zeros(6, dtype=torch.float64, device=self.device)
+        self._busy, self._t0 = 0.0, time.perf_counter()
+        while self.step < self.total_steps:
+            self.sampler.set_epoch(self.epoch, self.batch * cfg.batch_size)
+            set_epoch(self.train_set, self.epoch)  # wavmix draws, random crops
+            set_train_mode(self.model, freeze_backbone=cfg.freeze_backbone)
+            self.frontend.train()
+            start = self.batch  # first batch of the current accumulation window
+            for batch in self._batches():
+                window = min(cfg.accumulate_grad_batches, per_epoch - start)
+                last = self.batch + 1 - start == window
+                no_sync = self.world > 1 and not last
+                with self.net.no_sync() if no_sync else contextlib.nullcontext():
+                    self.scaler.scale(self._loss(batch) / window).backward()
+                self.batch += 1
+                if not last:
+                    continue
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.opt.zero_grad(set_to_none=True)
+                self.sched.step()
+                self.step, start = self.step + 1, self.batch
+                epoch_done = self.batch == per_epoch
+                if epoch_done:
+                    self.epoch, self.batch = self.epoch + 1, 0
+                self._after_step(epoch_done, bar)
+                if self.step >= self.total_steps:
+                    break
+        bar.close()
+        if self.recalibrate_bn and self.val_data is None:  # else the last validation did it
+            self._recalibrate()
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(self._flags[name])
+        weights = None
+        if self.rank == 0:
+            weights = runs.save_weights(self.model, self.run_dir / runs.WEIGHTS,
+                                        model_name=self.model_name, classes=self.vocab.names,
+                                        extra={"step": str(self.step)})
+        return RunResult(self.run_dir, self.model.eval(), self.step, self.epoch,
+                         list(self.validations), weights)
+
+    def _batches(self):
+        """The loader's batches; an error raised on purpose inside a worker comes out as
+        itself, with its own one-line message (not the worker's traceback text)."""
+        batches = iter(self._loader())
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except SedlibError as err:
+                text = str(err).rstrip()
+                if "DataLoader worker" not in text:
+                    raise
+                raise type(err)(text.splitlines()[-1].split(": ", 1)[-1]) from None
+            yield batch
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        # own generator: creating the iterator must not draw from the global torch RNG
+        seed = derived_seed(self.cfg.seed, _LOADER_SALT, self.epoch, self.rank)
+        g = torch.Generator().manual_seed(seed)
+        return torch.utils.data.DataLoader(
+            self.train_set, batch_size=self.cfg.batch_size, sampler=self.sampler,
+            num_workers=self.cfg.num_workers, generator=g, drop_last=False,
+            pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def _loss(self, batch: dict[str, Any]) -> Tensor:
+        """One forward pass: augmentations in the reference order, strong logits, loss."""
+        cfg, d, dev = self.cfg, self.dcfg, self.device
+        strong = batch["strong"] if self.use_weak else batch
+        targets = strong["targets"].to(dev)  # (B, K, T)
+        pseudo = strong[PSEUDO_KEY].to(dev) if self.kd_strong else None
+        mel = self.frontend(strong["waveform"].to(dev))  # (B, 1, F, T_mel)
+        if cfg.frame_shift_range > 0:
+            mel, targets, pseudo = frame_shift(mel, targets, pseudo, rng=self.rng,
+                                               shift_range=cfg.frame_shift_range,
+                                               pooling=self.audio.time_pooling)
+        if cfg.mixup_p > 0:
+            mel, targets, pseudo = mixup(mel, targets, pseudo, rng=self.rng, p=cfg.mixup_p,
+                                         alpha=cfg.mixup_alpha)
+        mels = [mel]
+        if self.use_weak:  # weak-set batch: mel -> mixup (max(c, 1 - c)), no frame shift
+            weak_pseudo = batch["weak"][PSEUDO_KEY].to(dev)  # (B, K, T)
+            weak_mel = self.frontend(batch["weak"]["waveform"].to(dev))
+            if d.weak_mixup_p > self.rng.random():
+                draw = draw_mixup(self.rng, len(weak_mel), d.weak_mixup_alpha, max_coef=True)
+                weak_mel, weak_pseudo = apply_mixup(weak_mel, draw), apply_mixup(weak_pseudo, draw)
+            mels.append(weak_mel)
+        with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            logits = self.net(*mels)  # (B, K, T) per batch
+        supervised, kd = kd_terms(logits[0], targets, pseudo)
+        w = d.kd_weight
+        kd_weak = None
+        if self.use_weak:
+            weak_logits = logits[1].to(torch.promote_types(logits[1].dtype, torch.float32))
+            kd_weak = F.binary_cross_entropy_with_logits(weak_logits, weak_pseudo.to(weak_logits.dtype))
+            f = d.kd_weak_fraction
+            loss = (1 - w) * supervised + w * (f * kd_weak + ((1 - f) * kd if kd is not None else 0))
+        elif kd is not None:
+            loss = (1 - w) * supervised + w * kd  # sedlib.distill.kd_loss
+        else:
+            loss = supervised  # kd_weight 0: exactly the plain BCE
+        zero = supervised.new_zeros(())
+        clips = sum(len(m) for m in mels)
+        self._stats += torch.stack([loss.detach(), supervised.detach(),
+                                    zero if kd is None else kd.detach(),
+                                    zero if kd_weak is None else kd_weak.detach(),
+                                    zero + 1, zero + clips]).double()
+        return loss
+
+    def _after_step(self, epoch_done: bool, bar: tqdm) -> None:
+        self._busy += time.perf_counter() - self._t0
+        final = self.step >= self.total_steps
+        bar.update(1)
+        if self.step % self.log_every == 0 or final:
+            self._log(bar)
+        if self.val_data is not None and (final or (
+                self.step % self.val_every == 0 if self.val_every else
+                epoch_done and self.epoch % self.cfg.check_val_every_n_epoch == 0)):
+            self._validate()
+        if self.step % self.checkpoint_every == 0 or final:
+            self._checkpoint()
+        self._t0 = time.perf_counter()
+
+    def _log(self, bar: tqdm) -> None:
+        loss, sup, kd, kd_weak, n, clips = self.dist.sum(self._stats.clone()).tolist()
+        record = {"step": self.step, "epoch": self.epoch, "loss": loss / n, "supervised": sup / n}
+        if self.kd_strong:
+            record["kd"] = kd / n
+        if self.use_weak:
+            record["kd_weak"] = kd_weak / n
+        record["lr"] = self.opt.param_groups[0]["lr"]  # top backbone block (or seq+heads if frozen)
+        record.update({"seq_lr": g["lr"] for g in self.opt.param_groups if g.get("name") == SEQ_GROUP})
+        record["clips_per_s"] = clips / max(self._busy, 1e-9)
+        self._stats.zero_()
+        self._busy = 0.0
+        if self.rank == 0:
+            self.metrics.write(record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", clips_s=f"{record['clips_per_s']:.1f}")
+
+    def _recalibrate(self) -> None:
+        recalibrate_batchnorm(self.model, self.raw_train, audio_config=self.audio,
+                              batches=self.recalibrate_bn, batch_size=self.cfg.batch_size,
+                              device=self.device, seed=self.cfg.seed,
+                              num_workers=self.cfg.num_workers, autocast_dtype=self.amp_dtype)
+
+    def _validate(self) -> None:
+        self.model.eval()
+        self.frontend.eval()
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # validation leaves every RNG as it was
+            if self.recalibrate_bn:
+                self._recalibrate()
+            part = validation_scores(
+                self.model, self.frontend, self.val_data, device=self.device,
+                batch_size=self.cfg.batch_size, median_window=self.cfg.median_window,
+                indices=list(range(self.rank, len(self.val_data), self.world)),
+                autocast_dtype=self.amp_dtype, num_workers=self.cfg.num_workers)
+        parts = self.dist.gather_scores(part, self.run_dir / ".validation")
+        record = None
+        if self.rank == 0:
+            scores = {k: v for s, _, _ in parts for k, v in s.items()}
+            loss = sum(p[1] for p in parts) / sum(p[2] for p in parts)
+            record = {"step": self.step, "epoch": self.epoch, "val_loss": loss,
+                      **psds_of(scores, self.val_data, self.vocab, self.audio)}
+            self.metrics.write(record)
+            log.info("step %d: PSDS1 %.4f, PSDS1 macro %.4f", self.step, record["psds1"],
+                     record["psds1_macro"])
+        self.validations.append(self.dist.broadcast(record))
+        set_train_mode(self.model, freeze_backbone=self.cfg.freeze_backbone)
+        self.frontend.train()
+
+    def _checkpoint(self) -> None:
+        rngs = self.dist.gather(runs.capture_rng({"augment": self.rng}, self.device))
+        if self.rank != 0:
+            return
+        runs.save_checkpoint({
+            "format": runs.CHECKPOINT_FORMAT, "version": runs.CHECKPOINT_VERSION,
+            "identity": self.identity, "step": self.step, "epoch": self.epoch, "batch": self.batch,
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": rngs, "validations": self.validations,
+        }, self.run_dir / runs.CHECKPOINT)
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+        self.dist.close()
+
+
+def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
+        out_dir: str | os.PathLike, train_config: TrainConfig | None = None,
+        distill_config: DistillConfig | None = None,
+        val_data: torch.utils.data.Dataset | None = None,
+        weak_data: torch.utils.data.Dataset | None = None,
+        audio_config: AudioConfig | None = None, device: str = "cpu", resume: bool = False,
+        max_steps: int | None = None, init: str | os.PathLike | None = None,
+        checkpoint_every: int = 500, val_every: int | None = None, log_every: int = 10,
+        validate_at_start: bool = False, progress: bool = True, recalibrate_bn: int = 0,
+        run_info: Mapping[str, Any] | None = None) -> RunResult:
+    """Train ``model`` (a name for :func:`sedlib.registry.create_model`, or a built
+    :class:`~sedlib.models.sed.SEDModel`) on ``train_data`` and write the run to ``out_dir``.
+    Returns a :class:`RunResult` (the trained model in eval mode). Under ``torchrun`` every rank
+    calls it alike (``batch_size`` per rank); rank 0 writes the files.
+
+    Args:
+        train_data / val_data: items ``waveform`` (N,), ``targets`` (K, T), ``filename``; the
+            data sets name their classes (``vocab``); ``val_data`` needs strong ground truth
+            (see :func:`sedlib.train_data.validation_reference`).
+        weak_data: teacher-only set for weak-set distillation (needs
+            ``distill_config.weak_pseudo_labels``); items ``waveform``, ``filename``.
+        max_steps: optimiser steps to run (the schedule's length); None: ``n_epochs`` epochs of
+            ``epoch_len`` clips, i.e. ``train_config.total_steps(world_size)``. An epoch draws
+            ``epoch_len`` clips without replacement, in consecutive permutations of the data set
+            when it is smaller (see :class:`sedlib.train_data.EpochSampler`).
+        init: weights to start from (file or release; strict, see
+            :func:`sedlib.checkpoints.load_checkpoint`); else ``train_config.pretrained`` for a
+            model name (``scratch``: random init).
+        val_every: validate every N optimiser steps; None: every ``check_val_every_n_epoch``
+            epochs. Validation also runs after the last step.
+        resume: continue the run in ``out_dir`` from its ``checkpoint.pt`` (a new run if none).
+            Without it, an ``out_dir`` holding a checkpoint is refused.
+        recalibrate_bn: before each validation and the final weights, re-estimate BatchNorm
+            statistics from this many unaugmented training batches
+            (:func:`sedlib.train_data.recalibrate_batchnorm`; not in the reference recipe, which
+            trains long enough for BatchNorm momentum 0.01; short runs need it). 0: off.
+        run_info: extra JSON-able entries for ``config.json`` (e.g. data source specs).
+    """
+    trainer = Trainer(model, train_data, out_dir=Path(out_dir),
+                      cfg=train_config or TrainConfig(), dcfg=distill_config,
+                      val_data=val_data, weak_data=weak_data, audio=audio_config or AudioConfig(),
+                      device=device, resume=resume, max_steps=max_steps, init=init,
+                      checkpoint_every=checkpoint_every, val_every=val_every, log_every=log_every,
+                      progress=progress, recalibrate_bn=recalibrate_bn,
+                      run_info=dict(run_info or {}))
+    try:
+        return trainer.run(validate_at_start=validate_at_start)
+    finally:
+        trainer.close()

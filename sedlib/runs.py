@@ -97,7 +97,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str,
     plus ``extra`` strings."""
     from safetensors.torch import save_file
 
-    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
     meta = {"format": "sedlib", "model": model_name, "classes": json.dumps(list(classes)),
             **{str(k): str(v) for k, v in (extra or {}).items()}}
     return atomic_write(path, lambda tmp: save_file(sd, str(tmp), metadata=meta))

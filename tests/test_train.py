@@ -400,3 +400,19 @@ def test_cli_make_labels_then_distil_and_init_errors(tmp_path, desed_dirs, sedli
         err = capsys.readouterr().err
         assert f"--teacher {spec!r}" in err and why in err, err
     assert not (tmp_path / "z.h5").exists()
+
+
+def test_save_weights_handles_shared_tcn_tensors(tmp_path):
+    """TCN's legacy weight_norm registers each conv twice (shared storage); safetensors refuses
+    shared tensors, so the weights file must store copies and reload strictly."""
+    from sedlib.checkpoints import load_into, load_state_dict
+    from sedlib.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("fmntiny+TCN:32", num_classes=3)
+    path = runs.save_weights(model, tmp_path / "model.safetensors", model_name="fmntiny+TCN:32",
+                             classes=["a", "b", "c"])
+    fresh = create_model("fmntiny+TCN:32", num_classes=3)
+    load_into(fresh, load_state_dict(path), strict=True)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key

@@ -1,0 +1,50 @@
+"""``sedlib study``: execute the numbered notebooks in order with a parameter profile.
+
+    sedlib study                          # quick profile (CPU, embedded data, ~20 min)
+    sedlib study --profile smoke --only 00
+    sedlib study --profile quick --only 02,03 --out runs/mine --figures figures/mine
+
+Each notebook is executed by papermill into the run folder (``--out``, default
+``runs/study-<profile>-<time>``), never in place. A failing notebook is reported and the next one
+runs; the exit status is 1 when any failed. Figures (HTML + PNG) go to ``--figures``
+(default ``figures/``) with ``results.md``, the table of every model trained. Training runs are
+cached by config hash in ``--cache`` (default ``runs/cache``), shared by all notebooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "run the notebook study (papermill) with a smoke / quick / paper profile"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="quick",
+                        help="smoke | quick | paper, or a YAML file (default quick)")
+    parser.add_argument("--only", default=None, metavar="NN[,NN]",
+                        help="run only these notebooks, by number or stem (e.g. 02,03)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="run folder for executed notebooks (default runs/study-<profile>-<time>)")
+    parser.add_argument("--figures", default="figures", metavar="DIR",
+                        help="where figures and results.md go (default figures/)")
+    parser.add_argument("--cache", default="runs/cache", metavar="DIR",
+                        help="training-result cache shared by notebooks (default runs/cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sedlib.study import run_study
+
+    only = args.only.split(",") if args.only else None
+    report = run_study(args.profile, only=only, out=args.out, figures=args.figures,
+                       cache_dir=args.cache, progress=not args.no_progress)
+    total = sum(report.seconds.values())
+    print(f"\nstudy: {len(report.done)} notebook(s) done, {len(report.failed)} failed, "
+          f"{total / 60:.1f} min; executed notebooks in {report.out}")
+    print(f"results table: {report.summary}; figures in {report.figures}")
+    if report.failed:
+        print("failed notebooks:")
+        for stem, why in report.failed.items():
+            print(f"  {stem}: {why}  (see {report.out / (stem + '.ipynb')})")
+        return 1
+    return 0

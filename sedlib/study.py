@@ -1,0 +1,391 @@
+"""The study: numbered notebooks executed in order by papermill, with parameter profiles.
+
+Profiles are ``notebooks/<name>.yaml``::
+
+    description: one paragraph
+    common:                     # injected into every notebook that declares the name
+      train_preset: quick
+      clip_seconds: 4.0
+    notebooks:
+      02_sequence_models:       # one section per notebook (file stem); overrides common
+        seq_dims: [56, 112]
+
+Every name must be a parameter name (:func:`sedlib.experiments.parameter_names`). ``common``
+goes to every notebook (a notebook picks it up through
+:func:`sedlib.experiments.parameters_from` even if its parameters cell does not list it); a name
+under ``notebooks.<stem>`` must be declared in that notebook's ``parameters`` cell. The runner
+adds ``run_dir`` (``<out>/<stem>``), ``figures_dir`` and ``cache_dir`` (absolute paths).
+
+:func:`run_study` executes each notebook into ``<out>/<stem>.ipynb`` (never in place), goes on
+past a failing one, and writes ``results.md`` (every model trained: PSDS1, PSDS1 macro, params,
+MACs, throughput) beside the figures and into ``<out>``. Notebook-side helpers (tables, figures,
+the run's summary text) live here too, so notebooks hold no logic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sedlib.errors import SedlibError
+from sedlib.experiments import (NOTEBOOK_ENV, RESULTS_LOG_ENV, ExperimentResult, StudyConfig,
+                                parameter_names)
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PROFILES = ("smoke", "quick", "paper")
+RESULTS_LOG = "results.jsonl"
+SUMMARY = "results.md"
+KERNEL = "python3"
+#: Parameters the runner sets itself (paths of this study run).
+RUNNER_PARAMETERS = ("run_dir", "figures_dir", "cache_dir")
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+def notebooks(folder: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (``NN_topic.ipynb``), in order."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_profile(profile: str | os.PathLike, folder: str | os.PathLike = NOTEBOOKS_DIR
+                 ) -> dict[str, Any]:
+    """A profile by name (``quick`` -> ``notebooks/quick.yaml``) or path, its names checked."""
+    import yaml
+
+    path = Path(profile)
+    if not path.suffix:
+        path = Path(folder) / f"{profile}.yaml"
+    if not path.is_file():
+        raise SedlibError(f"no profile {path} (profiles: {', '.join(PROFILES)} or a YAML path)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    extra = set(data) - {"description", "common", "notebooks"}
+    if extra:
+        raise SedlibError(f"{path}: unknown top-level keys {sorted(extra)}; expected description, "
+                          f"common, notebooks")
+    known = parameter_names()
+    sections = {"common": data.get("common") or {},
+                **{f"notebooks.{k}": v or {} for k, v in (data.get("notebooks") or {}).items()}}
+    for where, params in sections.items():
+        bad = sorted(set(params) - set(known))
+        if bad:
+            raise SedlibError(f"{path}: {where}: unknown parameter(s) {bad} (not a field of "
+                              f"StudyConfig/TrainConfig/DistillConfig/AudioConfig nor a "
+                              f"notebook-only name)")
+    return {"path": path, "description": data.get("description", ""),
+            "common": dict(sections["common"]),
+            "notebooks": {k: dict(v or {}) for k, v in (data.get("notebooks") or {}).items()}}
+
+
+def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """Names and default values of a notebook's ``parameters`` cell (literals only)."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise SedlibError(f"{notebook}: expected one cell tagged 'parameters', found {len(cells)}")
+    out = {}
+    for node in ast.parse(cells[0].source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            raise SedlibError(f"{notebook}: the parameters cell may only hold `name = literal` "
+                              f"lines (line {node.lineno})")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise SedlibError(f"{notebook}: parameter {node.targets[0].id} (line {node.lineno}) "
+                              f"is not a literal") from None
+    return out
+
+
+def notebook_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike,
+                        runner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What to inject into ``notebook``: common, then its own section, then ``runner``; a name
+    in its own section that the notebook does not declare raises (a typo or a stale profile)."""
+    stem = Path(notebook).stem
+    declared = declared_parameters(notebook)
+    own = profile["notebooks"].get(stem, {})
+    missing = sorted(set(own) - set(declared))
+    if missing:
+        raise SedlibError(f"{profile['path']}: notebooks.{stem} sets {missing}, which "
+                          f"{Path(notebook).name} does not declare in its parameters cell")
+    return {**profile["common"], **own, **(runner or {})}
+
+
+class _QuietCommon(logging.Filter):
+    """Drop papermill's "Passed unknown parameter" warning for ``common`` names (by design)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__()
+        self.names = set(names)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        prefix = "Passed unknown parameter: "
+        return not (msg.startswith(prefix) and msg[len(prefix):] in self.names)
+
+
+# --- running -------------------------------------------------------------------------------------
+
+def kernel_interpreter(kernel: str = KERNEL) -> str:
+    """The Python the Jupyter kernel ``kernel`` will run (jupyter_client substitutes this
+    interpreter for a bare ``python``)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(kernel).argv
+    exe = argv[0]
+    if exe in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]):
+        return sys.executable
+    return exe
+
+
+@dataclass
+class StudyReport:
+    out: Path
+    figures: Path
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # stem -> error line
+    seconds: dict[str, float] = field(default_factory=dict)
+    summary: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def select(paths: Sequence[Path], only: Iterable[str] | None) -> list[Path]:
+    """Notebooks whose stem starts with one of ``only`` (``["02", "03"]``; full stems too)."""
+    if not only:
+        return list(paths)
+    only = [o.strip() for o in only if o.strip()]
+    chosen = [p for p in paths if any(p.stem == o or p.stem.split("_")[0] == o for o in only)]
+    unknown = [o for o in only if not any(p.stem == o or p.stem.split("_")[0] == o for p in paths)]
+    if unknown:
+        raise SedlibError(f"--only {','.join(unknown)}: no such notebook; have "
+                          f"{', '.join(p.stem for p in paths)}")
+    return chosen
+
+
+def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | None = None,
+              out: str | os.PathLike | None = None, figures: str | os.PathLike = "figures",
+              cache_dir: str | os.PathLike = "runs/cache",
+              folder: str | os.PathLike = NOTEBOOKS_DIR, progress: bool = True,
+              echo=print) -> StudyReport:
+    """Execute the (selected) notebooks in order with a profile's parameters (see the module
+    docstring). A failing notebook is recorded and the next one runs."""
+    import papermill as pm
+
+    prof = load_profile(profile, folder)
+    paths = select(notebooks(folder), only)
+    if not paths:
+        raise SedlibError(f"no notebooks in {folder}")
+    interpreter = kernel_interpreter()
+    if Path(interpreter).resolve() != Path(sys.executable).resolve():
+        raise SedlibError(f"the Jupyter kernel {KERNEL!r} runs {interpreter}, not this "
+                          f"interpreter ({sys.executable}); run sedlib from the venv whose "
+                          f"kernel you want, or remove the foreign kernelspec")
+    name = Path(prof["path"]).stem
+    out = Path(out or f"runs/study-{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    figures, cache = Path(figures).resolve(), Path(cache_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    report = StudyReport(out, figures)
+    log_path = out / RESULTS_LOG
+    log_path.unlink(missing_ok=True)
+    env_before = {k: os.environ.get(k) for k in (RESULTS_LOG_ENV, NOTEBOOK_ENV)}
+    os.environ[RESULTS_LOG_ENV] = str(log_path)  # the kernels inherit it
+    t_start = time.perf_counter()
+    quiet = _QuietCommon([*prof["common"], *RUNNER_PARAMETERS])
+    logging.getLogger("papermill").addFilter(quiet)
+    try:
+        for i, nb in enumerate(paths, 1):
+            stem = nb.stem
+            os.environ[NOTEBOOK_ENV] = stem
+            runner = {"run_dir": str(out / stem), "figures_dir": str(figures),
+                      "cache_dir": str(cache)}
+            echo(f"[{i}/{len(paths)}] {stem} ({name} profile) -> {out / nb.name}")
+            t0 = time.perf_counter()
+            try:
+                params = notebook_parameters(prof, nb, runner)
+                pm.execute_notebook(str(nb), str(out / nb.name), parameters=params,
+                                    kernel_name=KERNEL, progress_bar=progress, cwd=os.getcwd())
+                report.done.append(stem)
+                status = "done"
+            except Exception as err:  # noqa: BLE001 -- one notebook failing must not stop the study
+                report.failed[stem] = _error_line(err)
+                status = f"FAILED ({report.failed[stem]})"
+            report.seconds[stem] = time.perf_counter() - t0
+            echo(f"[{i}/{len(paths)}] {stem}: {status} in {_fmt_time(report.seconds[stem])} "
+                 f"(study elapsed {_fmt_time(time.perf_counter() - t_start)})")
+    finally:
+        logging.getLogger("papermill").removeFilter(quiet)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    rows = read_results_log(log_path)
+    text = summary_markdown(rows, title=f"Study results ({name} profile, {time.strftime('%Y-%m-%d %H:%M')})",
+                            failed=report.failed)
+    from sedlib import runs
+
+    runs.atomic_write(out / SUMMARY, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    report.summary = runs.atomic_write(figures / SUMMARY,
+                                       lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    runs.write_json(out / "study.json", {"profile": str(prof["path"]), "done": report.done,
+                                         "failed": report.failed, "seconds": report.seconds})
+    return report
+
+
+def _error_line(err: Exception) -> str:
+    """One line naming a notebook's failure: the cell's exception type and first message line."""
+    name = getattr(err, "ename", None) or type(err).__name__  # PapermillExecutionError: the cell's
+    text = str(getattr(err, "evalue", None) or err).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{name}: {first}"[:300]
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"
+
+
+# --- results -------------------------------------------------------------------------------------
+
+def read_results_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows appended by :func:`sedlib.experiments.run_experiment`, one per key (first kept,
+    with every notebook that used it)."""
+    path = Path(path)
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["key"] in rows:
+            seen = rows[row["key"]]["notebooks"]
+            if row.get("notebook") and row["notebook"] not in seen:
+                seen.append(row["notebook"])
+        else:
+            rows[row["key"]] = {**row, "notebooks": [row["notebook"]] if row.get("notebook") else []}
+    return list(rows.values())
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _started(row: Mapping[str, Any]) -> str:
+    what = f"`{row['init']}`" if row.get("init") else "scratch / preset"
+    return what + (" (backbone frozen)" if row.get("frozen_backbone") else "")
+
+
+def summary_markdown(rows: Sequence[Mapping[str, Any]], *, title: str = "Results",
+                     failed: Mapping[str, str] | None = None) -> str:
+    """A markdown table of every model trained: PSDS1, PSDS1 macro (in %), params, MACs (per
+    10 s clip), throughput (10 s clips/s), KD weight, steps, what it started from, notebooks."""
+    lines = [f"# {title}", "",
+             "| model | PSDS1 | PSDS1 macro | params | MACs (M) | throughput (clips/s) | KD weight "
+             "| steps | started from | train s | notebooks | key |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|"]
+    for r in sorted(rows, key=lambda r: (r.get("notebooks") or [""], r["name"])):
+        lines.append(f"| {r['name']} | {_num(r['psds1'], '.2f')} | {_num(r['psds1_macro'], '.2f')} "
+                     f"| {r['params']:,} | {_num(r['macs'] / 1e6, '.1f')} "
+                     f"| {_num(r.get('throughput'), '.1f')} | {_num(r.get('kd_weight'), 'g')} "
+                     f"| {r.get('steps') or '-'} | {_started(r)} | {_num(r.get('train_seconds'), '.0f')} "
+                     f"| {', '.join(r.get('notebooks') or [])} | `{r['key']}` |")
+    if not rows:
+        lines.append("| (no model was trained) | | | | | | | | | | | |")
+    lines += ["", "PSDS values in percent on each run's `eval_data`; MACs and throughput for one "
+                  "10 s clip (model only, CPU float32 unless stated in the run); cached runs keep "
+                  "their first measurement."]
+    if failed:
+        lines += ["", "## Failed notebooks", ""] + [f"- `{k}`: {v}" for k, v in failed.items()]
+    return "\n".join(lines) + "\n"
+
+
+# --- notebook helpers ----------------------------------------------------------------------------
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute against the working directory, or against the project root when
+    a notebook runs from ``notebooks/`` (JupyterLab's default working directory)."""
+    root = Path.cwd()
+    if root.name == "notebooks" and (root.parent / "sedlib").is_dir():
+        root = root.parent
+    return (root / path).resolve()
+
+
+def prepare(study: StudyConfig) -> StudyConfig:
+    """Make a notebook's paths absolute (:func:`project_path`) and create the run and figure
+    folders."""
+    paths = {name: str(project_path(getattr(study, name))) for name in RUNNER_PARAMETERS}
+    study = replace(study, **paths)
+    Path(study.run_dir).mkdir(parents=True, exist_ok=True)
+    Path(study.figures_dir).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return study
+
+
+def results_frame(results: Iterable[ExperimentResult]):
+    """A pandas DataFrame of result records (name, psds1, psds1_macro, params, macs, ...)."""
+    import pandas as pd
+
+    return pd.DataFrame([r.record for r in results])
+
+
+def comparison_figure(records: Any, *, metrics: Sequence[str] = ("params", "macs", "throughput"),
+                      y: str = "psds1_macro", title: str = "", group=None):
+    """Figure-1/2-style panels (one per complexity metric, shared y, one line per sequence-model
+    family, Pareto front dashed) for any set of model names. ``y`` defaults to the macro PSDS1,
+    the number the paper reports."""
+    from plotly.subplots import make_subplots
+
+    from sedlib.plots import METRICS, _add_panel, _records, family
+
+    rows = _records(records)
+    metrics = [m for m in metrics if any(r.get(m) is not None for r in rows)]
+    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.04)
+    for col, metric in enumerate(metrics, start=1):
+        _add_panel(fig, rows, metric, y, group or family, "name", True, 1, col, col == 1)
+        fig.update_xaxes(type="log", title=METRICS.get(metric, (metric,))[0], row=1, col=col)
+    fig.update_yaxes(title={"psds1_macro": "PSDS1 (macro, %)", "psds1": "PSDS1 (alpha_st 1, %)"}
+                     .get(y, y), row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white", width=430 * len(metrics), height=460,
+                      legend_title="sequence model")
+    return fig
+
+
+def save_outputs(study: StudyConfig, name: str, *, figure=None, table=None) -> dict[str, Path]:
+    """Write ``figure`` to ``<figures_dir>/<name>.html`` (+ ``.png`` if ``study.png``) and
+    ``table`` (DataFrame) to ``<run_dir>/<name>.csv`` and ``.md``."""
+    from sedlib import runs
+    from sedlib.plots import save_figure
+
+    out: dict[str, Path] = {}
+    if figure is not None:
+        out.update(save_figure(figure, Path(study.figures_dir) / name, png=study.png))
+    if table is not None:
+        base = Path(study.run_dir) / name
+        out["csv"] = runs.atomic_write(base.with_suffix(".csv"), lambda t: table.to_csv(t, index=False))
+        text = markdown_table(table)
+        out["md"] = runs.atomic_write(base.with_suffix(".md"), lambda t: t.write_text(text))
+    return out
+
+
+def markdown_table(table) -> str:
+    """A DataFrame as a GitHub markdown table (floats with 4 significant digits)."""
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"

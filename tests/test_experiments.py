@@ -1,0 +1,214 @@
+"""sedlib.experiments: config keys, the parameters -> configs mapping, the result cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import sedlib.train
+from sedlib.config import AudioConfig
+from sedlib.data.synth import SynthConfig
+from sedlib.eval_config import AUROCConfig, PSDSConfig
+from sedlib.experiments import (NOTEBOOK_PARAMETERS, PARAMETER_CONFIGS, RESULT, RESULTS_LOG_ENV,
+                                Experiment, StudyConfig, configs_from_parameters, load_result,
+                                make_experiment, parameter_names, parameters_from,
+                                run_experiment)
+from sedlib.registry import ModelConfig
+from sedlib.train_config import PRESETS, DistillConfig
+
+SMOKE = dataclasses.replace(PRESETS["smoke"], batch_size=2)
+AUDIO = AudioConfig(clip_seconds=2.0)
+
+
+def _exp(**changes) -> Experiment:
+    fields = dict(model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:2", train=SMOKE,
+                  steps=2, audio=AUDIO)
+    fields.update(changes)
+    return Experiment(**fields)
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+def test_key_is_stable_and_canonical():
+    a = _exp()
+    assert a.key == _exp().key
+    assert a.key == _exp(model="FMNTINY+tf:16").key  # canonical model name
+    assert a.key.startswith("fmntiny_TF_16-") and len(a.key.split("-")[-1]) == 16
+    # "no KD" spelled as a DistillConfig with weight 0 is the same run as distill=None
+    assert a.key == _exp(distill=DistillConfig(kd_weight=0.0)).key
+
+
+@pytest.mark.parametrize("changes", [
+    {"model": "fmntiny+TF:32"}, {"train_data": "synth:5"}, {"eval_data": "synth:3"},
+    {"val_data": "synth:2"}, {"steps": 3}, {"seed": 1}, {"audio": AudioConfig(clip_seconds=4.0)},
+    {"train": dataclasses.replace(SMOKE, max_lr=1e-3)}, {"bn_recalibration_clips": 4},
+    {"train": dataclasses.replace(SMOKE, mixup_p=0.0)}, {"val_every": 1},
+])
+def test_any_config_change_gives_a_new_key(changes):
+    assert _exp(**changes).key != _exp().key
+
+
+def test_key_hashes_pseudo_label_file_content(tmp_path):
+    store = tmp_path / "pseudo.h5"
+    store.write_bytes(b"teacher A")
+    kd = DistillConfig(kd_weight=0.9, pseudo_labels=str(store))
+    first = _exp(distill=kd).key
+    assert first == _exp(distill=kd).key
+    moved = tmp_path / "elsewhere.h5"
+    moved.write_bytes(b"teacher A")  # same labels in another folder: the same run
+    assert _exp(distill=dataclasses.replace(kd, pseudo_labels=str(moved))).key == first
+    store.write_bytes(b"teacher B, retrained")  # same path, other teacher outputs
+    assert _exp(distill=kd).key != first
+    store.unlink()
+    with pytest.raises(Exception, match="does not exist"):
+        _exp(distill=kd).key
+
+
+def test_experiment_round_trip_and_checks():
+    exp = _exp(distill=DistillConfig(kd_weight=0.5, pseudo_labels="x.h5", teachers=("a", "b")))
+    back = Experiment.from_dict(json.loads(json.dumps(exp.to_dict())))
+    assert back == exp and back.to_dict() == exp.to_dict()
+    assert exp.train.seed == exp.seed
+    with pytest.raises(ValueError, match="backbone"):
+        _exp(model="fmn99")
+    with pytest.raises(ValueError, match="multiple of 4"):
+        _exp(audio=AudioConfig(clip_seconds=2.5))  # 250 mel frames: labels and outputs differ
+    with pytest.raises(ValueError, match="seed once"):
+        _exp(train=dataclasses.replace(SMOKE, seed=3), seed=4)
+
+
+# --- parameters -> configs ----------------------------------------------------------------------
+
+def test_config_field_names_are_unique_across_all_configs():
+    names = parameter_names()  # raises on a duplicate among the parameter configs
+    others = [SynthConfig, ModelConfig, PSDSConfig, AUROCConfig]
+    config_fields = {f.name for cls in PARAMETER_CONFIGS for f in dataclasses.fields(cls)}
+    for cls in others:
+        clash = config_fields & {f.name for f in dataclasses.fields(cls)}
+        assert not clash, f"{cls.__name__} shares field names {clash} with the parameter configs"
+    assert not set(NOTEBOOK_PARAMETERS) & config_fields, "a notebook-only name is a config field"
+    assert set(names) == config_fields | set(NOTEBOOK_PARAMETERS)
+
+
+def test_configs_from_parameters():
+    study, train, distill, audio = configs_from_parameters(
+        {"train_preset": "smoke", "steps": 7, "batch_size": 3, "kd_weight": 0.5,
+         "clip_seconds": 4.0, "adam_betas": [0.8, 0.9], "models": ["fmn04"]})
+    assert study.steps == 7 and study.train_preset == "smoke"
+    assert train == dataclasses.replace(PRESETS["smoke"], batch_size=3, adam_betas=(0.8, 0.9))
+    assert distill.kd_weight == 0.5 and audio.clip_seconds == 4.0
+    defaults = configs_from_parameters({})
+    assert defaults[0] == StudyConfig() and defaults[1] == PRESETS["quick"]
+    with pytest.raises(ValueError, match="stpes"):
+        configs_from_parameters({"stpes": 3})
+    with pytest.raises(ValueError, match="train_preset"):
+        configs_from_parameters({"train_preset": "fast"})
+    assert parameters_from({"steps": 1, "np": object(), "models": []}) == {"steps": 1, "models": []}
+
+
+def test_make_experiment_uses_the_study():
+    study = StudyConfig(train_data="synth:4", eval_data="synth:2", val_data=None, steps=3,
+                        bn_recalibration_clips=2)
+    exp = make_experiment("fmntiny", study, SMOKE, None, AUDIO)
+    assert (exp.train_data, exp.eval_data, exp.steps, exp.bn_recalibration_clips) == \
+        ("synth:4", "synth:2", 3, 2)
+    assert make_experiment("fmntiny", study, SMOKE, None, AUDIO, steps=5).steps == 5
+
+
+# --- the cache ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    calls = []
+    real = sedlib.train.fit
+
+    def counting_fit(*args, **kwargs):
+        calls.append(kwargs["out_dir"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sedlib.train, "fit", counting_fit)
+    return calls
+
+
+PROFILE = dict(throughput_batch_size=1, throughput_repeats=1, throughput_warmup=0,
+               progress=False, num_threads=1)
+
+
+def test_cache_miss_then_hit_then_new_key(tmp_path, count_fits, monkeypatch):
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv(RESULTS_LOG_ENV, str(log))
+    exp = _exp(bn_recalibration_clips=2)
+    assert load_result(exp, tmp_path) is None
+    first = run_experiment(exp, cache_dir=tmp_path, **PROFILE)
+    assert not first.cached and len(count_fits) == 1
+    assert set(first.metrics) >= {"psds1", "psds1_macro", "val_history"}
+    assert first.params > 0 and first.macs > 0 and first.throughput > 0
+    assert first.weights.is_file() and first.run_dir == tmp_path / exp.key / "run"
+    stored = json.loads((tmp_path / exp.key / RESULT).read_text())
+    assert stored["key"] == exp.key and stored["experiment"] == exp.to_dict()
+    assert stored["fingerprint"] == exp.fingerprint
+
+    again = run_experiment(_exp(bn_recalibration_clips=2), cache_dir=tmp_path, **PROFILE)
+    assert again.cached and len(count_fits) == 1  # no training
+    assert again.metrics == first.metrics and again.profile == first.profile
+    assert again.load_model().num_classes == 11
+
+    other = run_experiment(_exp(bn_recalibration_clips=2, steps=3), cache_dir=tmp_path, **PROFILE)
+    assert not other.cached and len(count_fits) == 2 and other.key != exp.key
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["cached"] for r in rows] == [False, True, False]
+    assert {"psds1", "psds1_macro", "params", "macs", "throughput"} <= set(rows[0])
+
+
+def test_result_is_atomic_and_an_interrupted_run_resumes(tmp_path, count_fits, monkeypatch):
+    exp = _exp()
+
+    def broken_validate(*args, **kwargs):
+        raise RuntimeError("killed during evaluation")
+
+    monkeypatch.setattr(sedlib.train, "validate", broken_validate)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_experiment(exp, cache_dir=tmp_path, **PROFILE)
+    folder = tmp_path / exp.key
+    assert not (folder / RESULT).exists()  # no result without metrics
+    assert not [p for p in folder.rglob("*.tmp")]  # no torn temporary files left
+    assert load_result(exp, tmp_path) is None
+    monkeypatch.undo()
+    done = run_experiment(exp, cache_dir=tmp_path, **PROFILE)  # resumes from checkpoint.pt
+    assert not done.cached and (folder / RESULT).is_file()
+    assert json.loads((folder / RESULT).read_text())["metrics"]["psds1_macro"] == \
+        done.metrics["psds1_macro"]
+
+
+def test_a_tampered_result_is_refused(tmp_path):
+    exp = _exp()
+    folder = tmp_path / exp.key
+    folder.mkdir()
+    (folder / RESULT).write_text(json.dumps({"fingerprint": {"experiment": {"model": "other"}}}))
+    with pytest.raises(Exception, match="differs"):
+        load_result(exp, tmp_path)
+
+
+def test_run_models_pretrains_each_backbone_once(tmp_path, count_fits):
+    from safetensors.torch import load_file
+
+    from sedlib.experiments import run_models
+
+    study = StudyConfig(train_data="synth:4", eval_data="synth:2", val_data=None, steps=2,
+                        pretrain_steps=2, bn_recalibration_clips=0, cache_dir=str(tmp_path),
+                        throughput_batch_size=1, throughput_repeats=1, throughput_warmup=0,
+                        progress=False, num_threads=1)
+    frozen = dataclasses.replace(SMOKE, freeze_backbone=True)
+    results = run_models(["fmntiny+TF:16", "fmntiny+HYBRID:16"], study, frozen, None, AUDIO)
+    assert len(count_fits) == 3  # one backbone run + two models
+    base = Path(results[0].experiment.init)
+    assert base == Path(results[1].experiment.init) and base.is_file()
+    assert results[0].record["init"] == base.parent.parent.name and results[0].record["frozen_backbone"]
+    pretrained, tuned = load_file(str(base)), load_file(str(results[0].weights))
+    backbone = [k for k in pretrained if k.startswith("model.fmn.") and "running" not in k]
+    assert backbone and all(pretrained[k].equal(tuned[k]) for k in backbone)  # frozen: unchanged
+    again = run_models(["fmntiny+TF:16"], study, frozen, None, AUDIO)
+    assert again[0].cached and len(count_fits) == 3

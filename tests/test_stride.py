@@ -1,0 +1,67 @@
+"""sedlib.stride: the clip-wise model's shapes, receptive fields, and that fit() trains it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from sedlib.config import AudioConfig
+from sedlib.data.datasets import SynthSource
+from sedlib.data.synth import SynthConfig
+from sedlib.optim import param_groups
+from sedlib.registry import create_model
+from sedlib.stride import ClipwiseSED, receptive_fields, resolution, shape_trace
+from sedlib.train_config import PRESETS
+
+
+@pytest.mark.parametrize("frames", [1000, 400, 64])
+def test_clipwise_outputs_the_40ms_grid(frames):
+    torch.manual_seed(0)
+    model = ClipwiseSED("fmntiny+TF:32", num_classes=5).eval()
+    strong, weak = model(torch.randn(2, 1, 128, frames))
+    assert strong.shape == (2, 5, frames // 4) and weak.shape == (2, 5)
+    # same parameter names and counts as the frame-wise model: only strides differ
+    frame = create_model("fmntiny+TF:32", num_classes=5)
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in frame.state_dict().items()}
+
+
+def test_shape_trace_and_resolution():
+    mel = torch.zeros(1, 1, 128, 1000)
+    clip = shape_trace(ClipwiseSED("fmntiny+TF:32", num_classes=3), mel)
+    frame = shape_trace(create_model("fmntiny+TF:32", num_classes=3), mel)
+    by = {r["layer"]: r["shape"] for r in clip}
+    assert by["features.16"][2:] == (4, 32) and by["upsample"] == (1, 250, by["features.16"][1])
+    assert {r["layer"]: r["shape"] for r in frame}["features.16"][2:] == (1, 250)
+    assert by["strong_head"] == (1, 250, 3) and clip[0]["layer"] == "input"
+
+    rf = receptive_fields(create_model("fmn10").model.fmn)
+    assert (rf[-1]["jump_freq"], rf[-1]["jump_time"]) == (128, 4)
+    assert rf[0] == {"layer": "features.0", "stride": (2, 2), "jump_freq": 2, "jump_time": 2,
+                     "rf_freq": 3, "rf_time": 3}
+    cw = resolution(ClipwiseSED("fmn10", num_classes=3), AudioConfig())
+    fw = resolution(create_model("fmn10", num_classes=3), AudioConfig())
+    assert (cw["backbone frames"], cw["backbone ms / frame"], cw["freq bins left"]) == (32, 320.0, 4)
+    assert (fw["backbone frames"], fw["backbone ms / frame"], fw["freq bins left"]) == (250, 40.0, 1)
+    assert cw["output frames"] == fw["output frames"] == 250
+
+
+def test_fit_trains_clipwise_with_layerwise_groups_and_frozen_backbone(tmp_path):
+    from sedlib.train import fit
+
+    model = ClipwiseSED("fmntiny+TF:32", num_classes=11)
+    groups = param_groups(model, max_lr=1e-3)
+    assert groups[0]["name"] == "features.16" and groups[-1]["name"] == "seq+heads"
+    audio = AudioConfig(clip_seconds=2.0)
+    data = SynthSource("train", 4, synth_config=SynthConfig(synth_clip_seconds=2.0),
+                       audio_config=audio)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = dataclasses.replace(PRESETS["smoke"], freeze_backbone=True)
+    run = fit(model, data, out_dir=tmp_path / "run", train_config=cfg, audio_config=audio,
+              max_steps=2, progress=False)
+    after = run.model.state_dict()
+    assert run.step == 2 and run.weights.is_file()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("model."))
+    assert not torch.equal(before["strong_head.weight"], after["strong_head.weight"])

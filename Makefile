@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 setup:
 	bash scripts/install.sh
 
-# The main job (later issues change what it runs, not how it is invoked).
+# The main job: every notebook of the study, quick profile (embedded data, CPU, <= 20 min);
+# executed notebooks in runs/, figures and results.md in figures/.
 study: setup
-	$(PY) -m sedlib demo
+	$(PY) -m sedlib study --profile quick
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -39,7 +39,7 @@ from typing import Any, Iterator, Mapping
 
 from sedlib.config import AudioConfig
 from sedlib.errors import SedlibError
-from sedlib.registry import format_name, parse_name, register_backbone
+from sedlib.registry import format_name, parse_name
 from sedlib.study_config import (NOTEBOOK_PARAMETERS, PARAMETER_CONFIGS, StudyConfig,  # noqa: F401
                                  configs_from_parameters, parameter_names, parameters_from)
 from sedlib.train_config import PRESETS, DistillConfig, TrainConfig
@@ -55,13 +55,6 @@ PROFILES = "profiles"
 #: so the study's summary table lists every model trained, cached or not.
 RESULTS_LOG_ENV = "SEDLIB_STUDY_RESULTS"
 NOTEBOOK_ENV = "SEDLIB_STUDY_NOTEBOOK"
-
-# Quick-profile backbones: narrower than fmn04 so the CPU study fits in minutes. Not in the paper
-# and not in list_models(); named by width like the paper's (fmn02 = width 0.2), default dims
-# ~256 x width, multiples of 32 so every sequence model (MAMBA: headdim 64 at expand 2) builds.
-register_backbone("fmn02", 0.2, 64, listed=False)
-register_backbone("fmn03", 0.3, 96, listed=False)
-
 
 # --- experiments -------------------------------------------------------------------------------
 
@@ -252,17 +245,10 @@ def _init_label(init: str | None) -> str | None:
 
 
 def open_data(spec: str, split: str, audio: AudioConfig):
-    """A data source for ``spec``; ``synth`` specs make clips of ``audio.clip_seconds`` (the
-    synthetic set is generated at the clip length the model trains on)."""
-    from sedlib.data.datasets import SynthSource, open_source, parse_spec
-    from sedlib.data.synth import SynthConfig
+    """The data source for ``spec`` (:func:`sedlib.data.datasets.open_source`); ``synth`` specs
+    make clips of ``audio.clip_seconds`` (the length the model trains on)."""
+    from sedlib.data.datasets import open_source
 
-    kind, f = parse_spec(spec)
-    if kind == "synth" and audio.clip_seconds != 10.0:
-        n = int(f[0]) if f else None
-        synth = SynthConfig(synth_seed=int(f[1]) if len(f) > 1 else 0,
-                            synth_clip_seconds=audio.clip_seconds)
-        return SynthSource(split, n, synth_config=synth, audio_config=audio)
     return open_source(spec, split=split, audio_config=audio)
 
 
@@ -391,11 +377,46 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cach
     return result
 
 
-def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
-         profile: dict[str, int]) -> ExperimentResult:
+def train_and_evaluate(exp: Experiment, folder: Path, *, model: Any = None, device: str = "cpu",
+                       progress: bool = True, run_info: Mapping[str, Any] | None = None
+                       ) -> tuple[Any, dict[str, Any], float, float, int]:
+    """Train ``exp`` into ``folder/run`` (resuming), recalibrate BatchNorm if asked, evaluate on
+    ``eval_data`` (else ``val_data``). ``model``: a built model instead of ``exp.model`` (e.g. a
+    clip-wise variant). Returns (fit's RunResult, metrics, train s, eval s, class count)."""
     from sedlib import runs
     from sedlib.train import fit, validate
     from sedlib.train_data import dataset_vocab
+
+    audio = exp.audio
+    train = open_data(exp.train_data, "train", audio)
+    val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
+    weak = None if exp.weak_data is None else open_data(exp.weak_data, "train", audio)
+    evaluation = val if exp.eval_data is None else open_data(exp.eval_data, "eval", audio)
+    t0 = time.perf_counter()
+    run = fit(exp.model if model is None else model, train, out_dir=folder / RUN,
+              train_config=exp.train, distill_config=exp.distill, val_data=val, weak_data=weak,
+              audio_config=audio, device=device, resume=True, max_steps=exp.steps,
+              init=exp.init, val_every=exp.val_every, progress=progress,
+              run_info={"experiment_key": folder.name, "experiment": exp.to_dict(),
+                        **(run_info or {})})
+    if exp.bn_recalibration_clips:
+        recalibrate_batchnorm(run.model, train, audio, clips=exp.bn_recalibration_clips,
+                              batch_size=exp.train.batch_size, device=device)
+        runs.save_weights(run.model, run.weights, model_name=getattr(run.model, "name", exp.model),
+                          classes=list(train.vocab.names),
+                          extra={"step": str(run.step), "bn_recalibrated": "1"})
+    t1 = time.perf_counter()
+    metrics = validate(run.model, evaluation, audio_config=audio, device=device,
+                       batch_size=exp.train.batch_size, median_window=exp.train.median_window)
+    metrics["val_history"] = list(run.validations)
+    log.info("%s: PSDS1 %.4f, PSDS1 macro %.4f (%.0f s)", exp.model, metrics["psds1"],
+             metrics["psds1_macro"], t1 - t0)
+    return run, metrics, t1 - t0, time.perf_counter() - t1, len(dataset_vocab(train, "training"))
+
+
+def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
+         profile: dict[str, int]) -> ExperimentResult:
+    from sedlib import runs
 
     key = exp.key
     folder = cache / key
@@ -405,36 +426,12 @@ def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
             result = load_result(exp, cache)  # another process may have finished it
             if result is None:
                 log.info("training %s (%s)", exp.model, key)
-                audio = exp.audio
-                train = open_data(exp.train_data, "train", audio)
-                val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
-                weak = None if exp.weak_data is None else open_data(exp.weak_data, "train", audio)
-                evaluation = val if exp.eval_data is None else open_data(exp.eval_data, "eval", audio)
-                t0 = time.perf_counter()
-                run = fit(exp.model, train, out_dir=folder / RUN, train_config=exp.train,
-                          distill_config=exp.distill, val_data=val, weak_data=weak,
-                          audio_config=audio, device=device, resume=True, max_steps=exp.steps,
-                          init=exp.init, val_every=exp.val_every, progress=progress,
-                          run_info={"experiment_key": key, "experiment": exp.to_dict()})
-                if exp.bn_recalibration_clips:
-                    recalibrate_batchnorm(run.model, train, audio, clips=exp.bn_recalibration_clips,
-                                          batch_size=exp.train.batch_size, device=device)
-                    runs.save_weights(run.model, run.weights, model_name=exp.model,
-                                      classes=list(train.vocab.names),
-                                      extra={"step": str(run.step), "bn_recalibrated": "1"})
-                t1 = time.perf_counter()
-                metrics = validate(run.model, evaluation, audio_config=audio, device=device,
-                                   batch_size=exp.train.batch_size,
-                                   median_window=exp.train.median_window)
-                metrics["val_history"] = list(run.validations)
-                t2 = time.perf_counter()
-                prof = _profile(exp.model, len(dataset_vocab(train, "training")), cache,
-                                device=device, **profile)
+                run, metrics, train_s, eval_s, k = train_and_evaluate(
+                    exp, folder, device=device, progress=progress)
+                prof = _profile(exp.model, k, cache, device=device, **profile)
                 result = ExperimentResult(exp, key, metrics, prof, folder / RUN, Path(run.weights),
-                                          False, t1 - t0, t2 - t1)
+                                          False, train_s, eval_s)
                 runs.write_json(folder / RESULT, result.to_dict())
-                log.info("%s: PSDS1 %.4f, PSDS1 macro %.4f (%.0f s)", exp.model,
-                         metrics["psds1"], metrics["psds1_macro"], t1 - t0)
     return result
 
 
@@ -442,13 +439,16 @@ def make_experiment(model: str, study: StudyConfig, train: TrainConfig,
                     distill: DistillConfig | None = None, audio: AudioConfig | None = None,
                     **changes: Any) -> Experiment:
     """The :class:`Experiment` for ``model`` under a notebook's configs (data specs, steps,
-    validation and BN recalibration from ``study``; seed from ``train``); ``changes`` replace
-    any Experiment field (``distill=...``, ``init=...``)."""
+    validation and BN recalibration from ``study``; seed from ``train``; ``init`` from
+    ``study.backbone_init``); ``changes`` replace any Experiment field (``distill=...``,
+    ``init=...``)."""
     fields_ = dict(model=model, train_data=study.train_data, val_data=study.val_data,
                    eval_data=study.eval_data, weak_data=study.weak_data, train=train,
                    distill=distill, steps=study.steps, seed=train.seed,
                    audio=audio or AudioConfig(), val_every=study.val_every,
                    bn_recalibration_clips=study.bn_recalibration_clips)
+    if "init" not in changes:
+        fields_["init"] = study.backbone_init_for(model)
     fields_.update(changes)
     return Experiment(**fields_)
 

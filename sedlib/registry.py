@@ -15,8 +15,9 @@ Grammar (SPEC naming)::
 ``format_name(parse_name(s))`` is the canonical spelling (``fmn10+gru`` -> ``fmn10+BiGRU:256``),
 and ``parse_name(format_name(cfg)) == cfg`` for every config.
 
-Test-only backbones (``fmntiny``, width 0.1) are always parseable but not in
-:func:`list_models`, so CI can build every sequence model in milliseconds.
+Unlisted backbones are always parseable but not in :func:`list_models`: the test-only
+``fmntiny`` (width 0.1, so CI can build every sequence model in milliseconds) and the CPU
+study's ``fmn02`` / ``fmn03`` (widths 0.2 / 0.3; not in the paper).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def register_backbone(name: str, width: float, default_dim: int, *, listed: bool
 
 
 register_backbone("fmntiny", 0.1, 32, listed=False)
+# Quick-profile backbones of the CPU study (notebooks/quick.yaml): narrower than the paper's
+# smallest (fmn04), named by width like the paper's; default dims ~256 x width, multiples of 32
+# so every sequence model builds (MAMBA: headdim 64 at expand 2).
+register_backbone("fmn02", 0.2, 64, listed=False)
+register_backbone("fmn03", 0.3, 96, listed=False)
 
 
 def register_seq_model(name: str, module: str) -> None:

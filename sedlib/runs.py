@@ -91,13 +91,18 @@ def load_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str,
-                 classes: Sequence[str], extra: Mapping[str, str] | None = None) -> Path:
+                 classes: Sequence[str], extra: Mapping[str, str] | None = None,
+                 backbone_only: bool = False) -> Path:
     """The model's state_dict as safetensors, atomically, with metadata ``model``, ``classes``
     (JSON list) and ``format`` ``sedlib`` (what :func:`sedlib.detect.checkpoint_metadata` reads),
-    plus ``extra`` strings."""
+    plus ``extra`` strings. ``backbone_only``: only the backbone's ``model.*`` keys (a
+    pre-trained backbone: :func:`sedlib.checkpoints.load_into` gives any model fresh heads)."""
     from safetensors.torch import save_file
 
-    sd = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()
+          if not backbone_only or k.startswith("model.")}
+    if not sd:
+        raise ValueError(f"{model_name}: no backbone keys (model.*) to save")
     meta = {"format": "sedlib", "model": model_name, "classes": json.dumps(list(classes)),
             **{str(k): str(v) for k, v in (extra or {}).items()}}
     return atomic_write(path, lambda tmp: save_file(sd, str(tmp), metadata=meta))

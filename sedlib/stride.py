@@ -152,9 +152,8 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
     from sedlib import runs
     from sedlib.experiments import (RESULT, RUN, ExperimentResult, _locked, open_data,
-                                    recalibrate_batchnorm)
+                                    train_and_evaluate)
     from sedlib.profile import profile_model
-    from sedlib.train import fit, validate
     from sedlib.train_data import dataset_vocab
 
     key = f"clipwise{''.join(map(str, strides))}-{exp.key}"
@@ -169,32 +168,12 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         try:
-            audio = exp.audio
-            train = open_data(exp.train_data, "train", audio)
-            val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
-            evaluation = val if exp.eval_data is None else open_data(exp.eval_data, "eval", audio)
-            k = len(dataset_vocab(train, "training"))
             torch.manual_seed(exp.seed)  # as fit() seeds before create_model
+            k = len(dataset_vocab(open_data(exp.train_data, "train", exp.audio), "training"))
             model = ClipwiseSED(exp.model, num_classes=k, strides=strides)
-            t0 = time.perf_counter()
-            run = fit(model, train, out_dir=folder / RUN, train_config=exp.train,
-                      distill_config=exp.distill, val_data=val, audio_config=audio,
-                      device=device, resume=True, max_steps=exp.steps, init=exp.init,
-                      val_every=exp.val_every, progress=progress,
-                      run_info={"experiment_key": key, "experiment": exp.to_dict(),
-                                "clipwise_strides": list(strides)})
-            if exp.bn_recalibration_clips:
-                recalibrate_batchnorm(run.model, train, audio, clips=exp.bn_recalibration_clips,
-                                      batch_size=exp.train.batch_size, device=device)
-                runs.save_weights(run.model, run.weights, model_name=model.name,
-                                  classes=list(train.vocab.names),
-                                  extra={"step": str(run.step), "bn_recalibrated": "1"})
-            t1 = time.perf_counter()
-            metrics = validate(run.model, evaluation, audio_config=audio, device=device,
-                               batch_size=exp.train.batch_size,
-                               median_window=exp.train.median_window)
-            metrics["val_history"] = list(run.validations)
-            t2 = time.perf_counter()
+            run, metrics, train_s, eval_s, k = train_and_evaluate(
+                exp, folder, model=model, device=device, progress=progress,
+                run_info={"clipwise_strides": list(strides)})
             dtype = throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32")
             prof = profile_model(ClipwiseSED(exp.model, num_classes=k, strides=strides),
                                  device=device, dtype=dtype, batch_size=throughput_batch_size,
@@ -203,6 +182,6 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
         finally:
             torch.set_num_threads(threads)
         result = ExperimentResult(exp, key, metrics, {**prof.to_dict(), "num_classes": k},
-                                  folder / RUN, Path(run.weights), False, t1 - t0, t2 - t1)
+                                  folder / RUN, Path(run.weights), False, train_s, eval_s)
         runs.write_json(folder / RESULT, result.to_dict())
     return result

@@ -367,7 +367,8 @@ def comparison_figure(records: Any, *, metrics: Sequence[str] = ("params", "macs
 
 def save_outputs(study: StudyConfig, name: str, *, figure=None, table=None) -> dict[str, Path]:
     """Write ``figure`` to ``<figures_dir>/<name>.html`` (+ ``.png`` if ``study.png``) and
-    ``table`` (DataFrame) to ``<run_dir>/<name>.csv`` and ``.md``."""
+    ``table`` (DataFrame) to ``<run_dir>/<name>.csv`` and ``.md``, and the ``.md`` also to
+    ``<figures_dir>`` (the tables of the study beside its figures)."""
     from sedlib import runs
     from sedlib.plots import save_figure
 
@@ -379,6 +380,8 @@ def save_outputs(study: StudyConfig, name: str, *, figure=None, table=None) -> d
         out["csv"] = runs.atomic_write(base.with_suffix(".csv"), lambda t: table.to_csv(t, index=False))
         text = markdown_table(table)
         out["md"] = runs.atomic_write(base.with_suffix(".md"), lambda t: t.write_text(text))
+        out["figures_md"] = runs.atomic_write(Path(study.figures_dir) / f"{name}.md",
+                                              lambda t: t.write_text(text))
     return out
 
 

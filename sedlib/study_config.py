@@ -45,6 +45,10 @@ class StudyConfig:
     throughput_dtype: str | None = None  # fp32 | fp16 | bf16; None: fp16 on CUDA, fp32 on CPU
     bn_recalibration_clips: int = 64  # Experiment.bn_recalibration_clips for every run
     pretrain_steps: int = 0  # > 0: each backbone first trains alone this long; models start from it
+    # Weights every model starts from unless given another init: a file path in which
+    # "{backbone}" becomes the model's backbone name (quick profile: the shipped
+    # data/checkpoints/{backbone}_synth.safetensors); None: TrainConfig.pretrained decides.
+    backbone_init: str | None = None
 
     def __post_init__(self) -> None:
         if self.train_preset not in PRESETS:
@@ -60,9 +64,34 @@ class StudyConfig:
             if (value is not None or name.startswith("throughput")) and (
                     not isinstance(value, int) or value <= 0):
                 raise ValueError(f"StudyConfig: {name} must be a positive int, got {value!r}")
+        if self.backbone_init is not None and (not isinstance(self.backbone_init, str)
+                                               or not self.backbone_init.strip()):
+            raise ValueError(f"StudyConfig: backbone_init must be a path (with {{backbone}}) or "
+                             f"None, got {self.backbone_init!r}")
         if self.throughput_dtype not in (None, "fp32", "fp16", "bf16"):
             raise ValueError(f"StudyConfig: throughput_dtype must be fp32, fp16, bf16 or None, got "
                              f"{self.throughput_dtype!r}")
+
+    def backbone_init_for(self, model: str) -> str | None:
+        """:attr:`backbone_init` for ``model`` ({backbone} filled in); raises SedlibError when
+        the file does not exist, naming the ones that do."""
+        if self.backbone_init is None:
+            return None
+        from pathlib import Path
+
+        from sedlib.errors import SedlibError
+        from sedlib.registry import parse_name
+
+        backbone = parse_name(model).backbone
+        path = Path(self.backbone_init.replace("{backbone}", backbone))
+        if not path.is_file():
+            pattern = Path(self.backbone_init.replace("{backbone}", "*"))
+            have = sorted(p.name for p in pattern.parent.glob(pattern.name))
+            raise SedlibError(f"backbone_init {self.backbone_init!r}: no {path} for {model} "
+                              f"(backbone {backbone}); found: {have or 'none'}. Make one with "
+                              f"scripts/make_synth_backbones.py {backbone}, or set backbone_init "
+                              f"to None")
+        return str(path)
 
     @property
     def run_kwargs(self) -> dict[str, Any]:

@@ -135,3 +135,19 @@ def distillation_labels(distill, data: dict[str, str], vocab: Vocabulary, *, stu
     finally:
         torch.set_num_threads(threads)
     return {role: stores[role] for role in data}, teachers
+
+
+def student_backbone(student: str, *, study, train, audio: AudioConfig) -> tuple[str, Any]:
+    """The pre-trained backbone the distillation notebooks start their student from: the file
+    ``study.backbone_init`` names for it (shipped; returns (path, None)), or else the student's
+    backbone trained alone with the study's recipe (cached; returns (weights, its result))."""
+    from sedlib.experiments import make_experiment, run_experiment
+    from sedlib.registry import parse_name
+
+    shipped = study.backbone_init_for(student)
+    if shipped is not None:
+        return shipped, None
+    backbone = parse_name(student).backbone
+    result = run_experiment(make_experiment(backbone, study, train, None, audio, weak_data=None),
+                            **study.run_kwargs)
+    return str(result.weights), result

@@ -477,3 +477,13 @@ def test_table2_weak_set_with_pseudo_labels_in_lockstep(tmp_path, audioset_dir):
     expected = torch.sigmoid(logits.half().float())
     assert torch.allclose(step["weak"]["pseudo_targets"], expected)
     assert step["strong"]["targets"].shape == (2, len(synth_vocabulary()), 250)
+
+
+def test_synth_clips_follow_the_audio_config_length():
+    from sedlib.config import AudioConfig
+    from sedlib.data.datasets import open_source
+
+    short = open_source("synth:2", split="eval", audio_config=AudioConfig(clip_seconds=4.0))
+    item = short[0]
+    assert item["waveform"].shape == (64000,) and item["targets"].shape[-1] == 100
+    assert open_source("synth:2", split="eval")[0]["waveform"].shape == (160000,)

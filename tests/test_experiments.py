@@ -212,3 +212,38 @@ def test_run_models_pretrains_each_backbone_once(tmp_path, count_fits):
     assert backbone and all(pretrained[k].equal(tuned[k]) for k in backbone)  # frozen: unchanged
     again = run_models(["fmntiny+TF:16"], study, frozen, None, AUDIO)
     assert again[0].cached and len(count_fits) == 3
+
+
+def test_backbone_init_resolves_per_backbone_and_is_part_of_the_key(tmp_path):
+    import torch
+
+    from sedlib.checkpoints import load_checkpoint
+    from sedlib.errors import SedlibError
+    from sedlib.registry import create_model
+    from sedlib.runs import save_weights
+
+    torch.manual_seed(0)
+    source = create_model("fmntiny", num_classes=11)
+    path = save_weights(source, tmp_path / "fmntiny_synth.safetensors", model_name="fmntiny",
+                        classes=[f"c{i}" for i in range(11)], backbone_only=True)
+    from safetensors.torch import load_file
+    keys = list(load_file(str(path)))
+    assert keys and all(k.startswith("model.fmn.") for k in keys)  # no heads
+    study = StudyConfig(train_data="synth:4", eval_data="synth:2", steps=2,
+                        backbone_init=str(tmp_path / "{backbone}_synth.safetensors"))
+    exp = make_experiment("fmntiny+TF:16", study, SMOKE, None, AUDIO)
+    assert exp.init == str(path)
+    assert make_experiment("fmntiny+TF:16", study, SMOKE, None, AUDIO, init=None).init is None
+    # the file's content is part of the key
+    plain = make_experiment("fmntiny+TF:16", StudyConfig(train_data="synth:4", eval_data="synth:2",
+                                                         steps=2), SMOKE, None, AUDIO)
+    assert plain.init is None and plain.key != exp.key
+    # a model with a sequence model gets the backbone, fresh heads and a fresh sequence model
+    target = create_model("fmntiny+TF:16", num_classes=11)
+    load_checkpoint(target, path)
+    assert all(target.state_dict()[k].equal(source.state_dict()[k]) for k in keys)
+    with pytest.raises(SedlibError, match=r"no .*fmn02_synth.safetensors for fmn02\+TF:64 .*"
+                                          r"found: \['fmntiny_synth.safetensors'\]"):
+        make_experiment("fmn02+TF:64", study, SMOKE, None, AUDIO)
+    with pytest.raises(ValueError, match="backbone_init"):
+        StudyConfig(backbone_init="")

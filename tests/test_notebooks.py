@@ -79,6 +79,24 @@ def smoke_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("study-cache")
 
 
+#: What each notebook leaves in figures_dir (figures: HTML + PNG; tables: markdown).
+OUTPUTS = {
+    "00_quickstart": ["00_quickstart_detections.html", "00_quickstart_detections.png"],
+    "01_stride_adaptation": ["01_stride_adaptation_receptive_field.png", "01_stride_adaptation.md",
+                             "01_stride_adaptation_frame-wise_piano_roll.png"],
+    "02_sequence_models": ["fig1_sequence_models.html", "fig1_sequence_models.png",
+                           "fig1_sequence_models.md"],
+    "03_scaling": ["fig2_scaling.html", "fig2_scaling.png", "fig2_scaling.md"],
+    "04_distillation_ablation": ["04_table1.md", "04_distillation_ablation.md"],
+    "05_weak_distillation": ["05_weak_distillation.md"],
+    "06_listen": ["06_listen_piano_roll.html", "06_listen_piano_roll.png"],
+}
+
+
+def test_every_notebook_has_its_expected_outputs_listed():
+    assert sorted(OUTPUTS) == sorted(IDS)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_with_smoke_profile(path, tmp_path, smoke_cache):
     import papermill as pm
@@ -95,6 +113,8 @@ def test_notebook_runs_with_smoke_profile(path, tmp_path, smoke_cache):
               if o.output_type == "error"]
     assert not errors
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "executed in place"
+    made = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert set(OUTPUTS[path.stem]) <= set(made), made
 
 
 def test_sedlib_study_smoke_only_00(tmp_path):

@@ -551,8 +551,10 @@ def open_source(spec: str, *, split: str = "train", audio_config: AudioConfig | 
         if fields and length is not None and length != n:
             raise _spec_error(spec, f"it asks for {n} clips but length={length} was given")
         synth_seed = _int_field(spec, fields[1], "SEED", 0) if len(fields) > 1 else 0
-        return SynthSource(length=n, synth_config=SynthConfig(synth_seed=synth_seed),
-                           vocab=vocab, **common)
+        # clips are generated at the length the model trains on (AudioConfig.clip_seconds)
+        seconds = audio_config.clip_seconds if audio_config is not None else 10.0
+        return SynthSource(length=n, vocab=vocab, **common,
+                           synth_config=SynthConfig(synth_seed=synth_seed, synth_clip_seconds=seconds))
     common.update(vocab=vocab, length=length)
     if kind == "folder":
         return folder_source(_existing(spec, fields[0], "DIR", True), **common)

@@ -1,0 +1,55 @@
+"""The checkpoints shipped in data/checkpoints: they load, they are what their metadata says, and
+the quick study profile finds a pre-trained backbone for every backbone it trains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sedlib.checkpoints import load_checkpoint
+from sedlib.data.synth import synth_vocabulary
+from sedlib.detect import checkpoint_metadata
+from sedlib.registry import create_model, parse_name
+from sedlib.study import load_profile
+from sedlib.study_config import StudyConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "data" / "checkpoints").glob("*.safetensors"))
+
+
+def test_shipped_checkpoints_are_small():
+    assert SHIPPED
+    assert sum(p.stat().st_size for p in SHIPPED) < 10 * 2**20
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_checkpoint_loads_strictly_into_its_model(path):
+    meta = checkpoint_metadata(path)
+    assert json.loads(meta["classes"]) == list(synth_vocabulary().names)
+    model = create_model(meta["model"], num_classes=len(synth_vocabulary()))
+    report = load_checkpoint(model, path)  # strict
+    assert not report.skipped
+    if parse_name(meta["model"]).seq_model is None:  # a pre-trained backbone: no heads stored
+        with torch.no_grad():
+            assert model.model.fmn.features[0][0].weight.abs().sum() > 0
+
+
+def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
+    monkeypatch.chdir(ROOT)  # profile paths are relative to the project
+    profile = load_profile("quick")
+    study = StudyConfig(backbone_init=profile["common"]["backbone_init"])
+    names = set()
+    for section in profile["notebooks"].values():
+        for key in ("models", "stride_models", "backbones"):
+            names.update(section.get(key, []))
+        for key in ("base_backbone", "wide_backbone", "student"):
+            if key in section:
+                names.add(section[key])
+    backbones = {parse_name(n).backbone for n in names}
+    assert backbones >= {"fmn02", "fmn03", "fmn04"}
+    for backbone in sorted(backbones):
+        path = Path(study.backbone_init_for(backbone))
+        assert path.is_file() and checkpoint_metadata(path)["model"] == backbone

@@ -1,7 +1,7 @@
 """CPU inference throughput (clips/s) of SED models, plain vs :func:`optimize_for_inference`.
 
     .venv/bin/python benchmarks/bench_inference.py [--models fmn10 fmn10+TF:256] [--batch 16]
-        [--frames 1000] [--runs 5] [--backends plain eager jit] [--threads N]
+        [--frames 1000] [--runs 5] [--backends plain eager jit [bf16]] [--threads N]
 
 Input: random log-mel (batch, 1, 128, frames), 10 s clips by default (1000 frames), fp32,
 ``torch.inference_mode``. Per model and backend: one warm-up call, then ``--runs`` timed calls;
@@ -10,7 +10,9 @@ disturbed by other processes), and the median over rounds of the per-round speed
 run interleaved round by round (the order reversed every other round) so that load from other
 processes hits them alike; the load average is printed before and after. Also prints the max
 |difference| of each backend's outputs to the plain model. Models whose sequence-model module
-is missing are skipped.
+is missing are skipped. ``bf16`` (not a default) runs the plain model under CPU autocast to
+bfloat16: faster on CPUs with AVX512-BF16 / AMX, and NOT exact; its max|diff| column is the
+bf16 deviation (reported separately from the exact fp32 backends).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backends", nargs="+", default=["plain", "eager", "jit"],
-                        choices=["plain", "eager", "jit", "compile"])
+                        choices=["plain", "eager", "jit", "compile", "bf16"],
+                        help="bf16: the plain model under CPU autocast to bfloat16 (not exact: "
+                             "its max|diff| is the bf16 deviation)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -55,8 +59,8 @@ def main() -> None:
             print(f"{name:<20}skipped: {SEQ_MODELS[seq]} is missing")
             continue
         model = create_model(name).eval()
-        variants = {b: model if b == "plain" else optimize_for_inference(model, backend=b)
-                    for b in args.backends}
+        variants = {b: model if b == "plain" else _bf16(model) if b == "bf16"
+                    else optimize_for_inference(model, backend=b) for b in args.backends}
         times: dict[str, list[float]] = {b: [] for b in variants}
         with torch.inference_mode():
             reference = model(x)
@@ -76,6 +80,15 @@ def main() -> None:
             print(f"{name:<20}{b:<9}{args.batch / statistics.median(ts):>8.2f}{med:>8.2f}x"
                   f"{args.batch / min(ts):>8.2f}{best:>8.2f}x{per_round:>9.2f}x{diffs[b]:>11.1e}  {runs}")
     print(f"load average {_load()}")
+
+
+def _bf16(model):
+    """The plain model under CPU autocast to bfloat16 (oneDNN bf16 kernels on AVX512-BF16 /
+    AMX CPUs; elsewhere emulated and slow); outputs returned in float32."""
+    def run(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return tuple(o.float() for o in model(x))
+    return run
 
 
 def _load() -> str:

@@ -44,6 +44,10 @@ PROFILES = ("smoke", "quick", "paper")
 RESULTS_LOG = "results.jsonl"
 SUMMARY = "results.md"
 KERNEL = "python3"
+#: The kernels' own log: only critical messages, so the terminal of ``sedlib study`` shows the
+#: study's progress and not ipykernel's notices (e.g. a "KeyboardInterrupt caught" ERROR line at
+#: every notebook's shutdown). Errors inside a notebook still reach the report.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=CRITICAL",)
 #: Parameters the runner sets itself (paths of this study run).
 RUNNER_PARAMETERS = ("run_dir", "figures_dir", "cache_dir")
 
@@ -217,7 +221,8 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
             try:
                 params = notebook_parameters(prof, nb, runner)
                 pm.execute_notebook(str(nb), str(out / nb.name), parameters=params,
-                                    kernel_name=KERNEL, progress_bar=progress, cwd=os.getcwd())
+                                    kernel_name=KERNEL, progress_bar=progress, cwd=os.getcwd(),
+                                    extra_arguments=list(KERNEL_ARGUMENTS))
                 report.done.append(stem)
                 status = "done"
             except Exception as err:  # noqa: BLE001 -- one notebook failing must not stop the study

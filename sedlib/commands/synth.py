@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from sedlib.commands import positive_int
+
 HELP = "write synthetic soundscapes with strong labels in the DESED layout (no download)"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -33,7 +25,7 @@ def _non_negative_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if missing)")
-    parser.add_argument("--clips", type=_positive_int, default=100, help="number of clips (100)")
+    parser.add_argument("--clips", type=positive_int, default=100, help="number of clips (100)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="data seed (0)")
     parser.add_argument("--split", choices=("train", "validation", "eval"), default="train",
                         help="which split's clips to write (train); splits never share clips")

@@ -13,6 +13,8 @@ import argparse
 import os
 from typing import Any
 
+from sedlib.commands import positive_int
+
 HELP = "train a model (Adam, layer-wise LR, warmup+cosine, wavmix/frame shift/mixup, KD); resumable"
 
 # flag (argparse dest) -> config field it sets
@@ -22,16 +24,6 @@ TRAIN_FLAGS = {"batch_size": "batch_size", "accumulate": "accumulate_grad_batche
                "seed": "seed", "workers": "num_workers", "lr_decay": "lr_decay"}
 DISTILL_FLAGS = {"kd_weight": "kd_weight", "pseudo_labels": "pseudo_labels",
                  "weak_pseudo_labels": "weak_pseudo_labels"}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,15 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       "checkpoint.pt, model.safetensors)")
     a("--val-data", metavar="SOURCE", help="validation data with strong labels (PSDS1 is logged)")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_positive_int,
+    length.add_argument("--steps", type=positive_int,
                         help="optimiser steps to run (the schedule's length)")
-    length.add_argument("--epochs", type=_positive_int, help="epochs of --epoch-len clips")
+    length.add_argument("--epochs", type=positive_int, help="epochs of --epoch-len clips")
     a("--preset", default="paper", help="base configuration: paper (default), reference, quick, "
       "smoke (sedlib.train_config.PRESETS)")
     a("--config", metavar="FILE", help="JSON config overriding the preset (see module doc)")
-    a("--batch-size", type=_positive_int, help="clips per device and forward pass")
-    a("--accumulate", type=_positive_int, help="forward passes per optimiser step")
-    a("--epoch-len", type=_positive_int, help="clips drawn per epoch (the reference: 100,000)")
+    a("--batch-size", type=positive_int, help="clips per device and forward pass")
+    a("--accumulate", type=positive_int, help="forward passes per optimiser step")
+    a("--epoch-len", type=positive_int, help="clips drawn per epoch (the reference: 100,000)")
     a("--lr", type=float, help="max LR (top backbone block)")
     a("--seq-lr", type=float, help="LR of sequence model + heads (default: --lr)")
     a("--lr-decay", type=float, help="layer-wise LR decay per backbone block (0.9; 0 = off)")
@@ -73,14 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--workers", type=int, help="DataLoader worker processes")
     a("--on-error", choices=("raise", "skip"), default="raise",
       help="unreadable audio: stop (raise) or skip the clip with a warning")
-    a("--checkpoint-every", type=_positive_int, default=500, help="optimiser steps (500)")
-    a("--val-every", type=_positive_int, help="validate every N steps (default: every "
+    a("--checkpoint-every", type=positive_int, default=500, help="optimiser steps (500)")
+    a("--val-every", type=positive_int, help="validate every N steps (default: every "
       "check_val_every_n_epoch epochs)")
     a("--val-at-start", action="store_true", help="also validate the initial model")
     a("--recalibrate-bn", type=int, default=0, metavar="N",
       help="re-estimate BatchNorm statistics from N training batches before each validation and "
       "the final weights (short runs; not in the reference recipe). Default 0: off")
-    a("--log-every", type=_positive_int, default=10, help="optimiser steps per metrics line (10)")
+    a("--log-every", type=positive_int, default=10, help="optimiser steps per metrics line (10)")
     a("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     a("--no-progress", action="store_true", help="no progress bar")
 

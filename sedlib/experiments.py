@@ -324,11 +324,15 @@ def _profile(model: str, num_classes: int, cache_dir: Path, *, device: str, batc
     return out
 
 
-def _log_record(result: ExperimentResult) -> None:
+def _log_record(result: ExperimentResult, name: str | None = None) -> None:
+    """Append ``result``'s record to the study's results log (when ``sedlib study`` set one);
+    ``name`` replaces the model name (e.g. for a variant that is not a registry model)."""
     path = os.environ.get(RESULTS_LOG_ENV)
     if not path:
         return
     row = {**result.record, "notebook": os.environ.get(NOTEBOOK_ENV)}
+    if name is not None:
+        row["name"] = name
     line = json.dumps(row) + "\n"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:  # one short write: atomic under O_APPEND

@@ -151,20 +151,23 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     cached under ``<cache_dir>/clipwise<strides>-<exp.key>``. Returns an ExperimentResult whose
     ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
     from sedlib import runs
-    from sedlib.experiments import (RESULT, RUN, ExperimentResult, _locked, open_data,
-                                    train_and_evaluate)
+    from sedlib.experiments import (RESULT, RUN, ExperimentResult, _locked, _log_record,
+                                    open_data, train_and_evaluate)
     from sedlib.profile import profile_model
     from sedlib.train_data import dataset_vocab
 
     key = f"clipwise{''.join(map(str, strides))}-{exp.key}"
     folder = Path(cache_dir) / key
     threads = torch.get_num_threads()
+    label = f"{exp.model} (clip-wise strides)"  # its row in the study's results table
     with _locked(Path(cache_dir) / f".{key}.lock"):
         if (folder / RESULT).is_file():
             d = json.loads((folder / RESULT).read_text(encoding="utf-8"))
-            return ExperimentResult(exp, key, d["metrics"], d["profile"], folder / RUN,
-                                    folder / RUN / d["weights"], True, d["train_seconds"],
-                                    d["eval_seconds"])
+            result = ExperimentResult(exp, key, d["metrics"], d["profile"], folder / RUN,
+                                      folder / RUN / d["weights"], True, d["train_seconds"],
+                                      d["eval_seconds"])
+            _log_record(result, label)
+            return result
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         try:
@@ -184,4 +187,5 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
         result = ExperimentResult(exp, key, metrics, {**prof.to_dict(), "num_classes": k},
                                   folder / RUN, Path(run.weights), False, train_s, eval_s)
         runs.write_json(folder / RESULT, result.to_dict())
+    _log_record(result, label)
     return result

@@ -65,3 +65,26 @@ def test_fit_trains_clipwise_with_layerwise_groups_and_frozen_backbone(tmp_path)
     assert run.step == 2 and run.weights.is_file()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("model."))
     assert not torch.equal(before["strong_head.weight"], after["strong_head.weight"])
+
+
+def test_clipwise_experiment_is_cached_and_listed_in_the_study_log(tmp_path, monkeypatch):
+    import json
+
+    from sedlib.experiments import RESULTS_LOG_ENV, Experiment
+    from sedlib.stride import run_clipwise_experiment
+
+    log = tmp_path / "results.jsonl"
+    monkeypatch.setenv(RESULTS_LOG_ENV, str(log))
+    exp = Experiment(model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:2",
+                     train=dataclasses.replace(PRESETS["smoke"], batch_size=2), steps=2,
+                     audio=AudioConfig(clip_seconds=2.0))
+    kw = dict(cache_dir=tmp_path / "cache", progress=False, throughput_batch_size=1,
+              throughput_repeats=1, throughput_warmup=0, num_threads=1)
+    first = run_clipwise_experiment(exp, **kw)
+    again = run_clipwise_experiment(exp, **kw)
+    assert not first.cached and again.cached and first.key == again.key
+    assert first.key.startswith("clipwise") and first.key.endswith(exp.key)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["fmntiny+TF:16 (clip-wise strides)"] * 2
+    assert [r["cached"] for r in rows] == [False, True]
+    assert rows[0]["psds1_macro"] == rows[1]["psds1_macro"] and rows[0]["macs"] > 0

@@ -381,12 +381,14 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cach
     return result
 
 
-def train_and_evaluate(exp: Experiment, folder: Path, *, model: Any = None, device: str = "cpu",
+def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, device: str = "cpu",
                        progress: bool = True, run_info: Mapping[str, Any] | None = None
                        ) -> tuple[Any, dict[str, Any], float, float, int]:
     """Train ``exp`` into ``folder/run`` (resuming), recalibrate BatchNorm if asked, evaluate on
-    ``eval_data`` (else ``val_data``). ``model``: a built model instead of ``exp.model`` (e.g. a
-    clip-wise variant). Returns (fit's RunResult, metrics, train s, eval s, class count)."""
+    ``eval_data`` (else ``val_data``). ``build``: ``num_classes -> model`` instead of
+    ``exp.model`` (e.g. a clip-wise variant; called after seeding with ``exp.seed``, as fit()
+    seeds before ``create_model``). Returns (fit's RunResult, metrics, train s, eval s, class
+    count)."""
     from sedlib import runs
     from sedlib.train import fit, validate
     from sedlib.train_data import dataset_vocab
@@ -396,8 +398,15 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, model: Any = None, devi
     val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
     weak = None if exp.weak_data is None else open_data(exp.weak_data, "train", audio)
     evaluation = val if exp.eval_data is None else open_data(exp.eval_data, "eval", audio)
+    k = len(dataset_vocab(train, "training"))
+    model = exp.model
+    if build is not None:
+        import torch
+
+        torch.manual_seed(exp.seed)
+        model = build(k)
     t0 = time.perf_counter()
-    run = fit(exp.model if model is None else model, train, out_dir=folder / RUN,
+    run = fit(model, train, out_dir=folder / RUN,
               train_config=exp.train, distill_config=exp.distill, val_data=val, weak_data=weak,
               audio_config=audio, device=device, resume=True, max_steps=exp.steps,
               init=exp.init, val_every=exp.val_every, progress=progress,
@@ -415,7 +424,7 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, model: Any = None, devi
     metrics["val_history"] = list(run.validations)
     log.info("%s: PSDS1 %.4f, PSDS1 macro %.4f (%.0f s)", exp.model, metrics["psds1"],
              metrics["psds1_macro"], t1 - t0)
-    return run, metrics, t1 - t0, time.perf_counter() - t1, len(dataset_vocab(train, "training"))
+    return run, metrics, t1 - t0, time.perf_counter() - t1, k
 
 
 def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,

@@ -152,9 +152,8 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
     from sedlib import runs
     from sedlib.experiments import (RESULT, RUN, ExperimentResult, _locked, _log_record,
-                                    open_data, train_and_evaluate)
+                                    train_and_evaluate)
     from sedlib.profile import profile_model
-    from sedlib.train_data import dataset_vocab
 
     key = f"clipwise{''.join(map(str, strides))}-{exp.key}"
     folder = Path(cache_dir) / key
@@ -171,11 +170,9 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         try:
-            torch.manual_seed(exp.seed)  # as fit() seeds before create_model
-            k = len(dataset_vocab(open_data(exp.train_data, "train", exp.audio), "training"))
-            model = ClipwiseSED(exp.model, num_classes=k, strides=strides)
             run, metrics, train_s, eval_s, k = train_and_evaluate(
-                exp, folder, model=model, device=device, progress=progress,
+                exp, folder, device=device, progress=progress,
+                build=lambda k: ClipwiseSED(exp.model, num_classes=k, strides=strides),
                 run_info={"clipwise_strides": list(strides)})
             dtype = throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32")
             prof = profile_model(ClipwiseSED(exp.model, num_classes=k, strides=strides),

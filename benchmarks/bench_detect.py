@@ -26,8 +26,13 @@ def _child(model_name: str, minutes: float, threads: int, batch_size: int, optim
     import torch
 
     torch.set_num_threads(threads)
-    from sedlib.data.synth import SynthConfig, synth_vocabulary, synthesize_clip
-    from sedlib.detect import Detector, scores_to_events
+    from sedlib.data.synth.soundscape import (
+        SynthConfig,
+        synth_vocabulary,
+        synthesize_clip,
+    )
+    from sedlib.detect.detector import Detector
+    from sedlib.evaluate.postprocess import scores_to_events
     from sedlib.registry import create_model
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,8 @@ import time
 import torch
 
 from sedlib.models.fuse import optimize_for_inference
-from sedlib.registry import SEQ_MODELS, create_model, parse_name
+from sedlib.models.names import SEQ_MODELS, parse_name
+from sedlib.registry import create_model
 
 DEFAULT_MODELS = ["fmn10", "fmn20", "fmn10+TF:256", "fmn10+HYBRID:128", "fmn10+BiGRU:256"]
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_profile.py                 # CPU fp32, batch 16, 2 threads
     .venv/bin/python benchmarks/bench_profile.py --device cuda --dtype fp16 --batch-size 64
 
-Prints the profile table (sedlib.profile.format_table), then parameters and MACs next to the
+Prints the profile table (sedlib.complexity.profile.format_table), then parameters and MACs next to the
 values measured for SPEC 3.1 (torch FlopCounter + analytic attention matmuls; MAMBA's parameter
 count is SPEC section 3's analytic one; no MAMBA MACs are listed there).
 """
@@ -14,7 +14,7 @@ import argparse
 import logging
 import time
 
-from sedlib.profile import format_table, profile_models, write_csv
+from sedlib.complexity.profile import format_table, profile_models, write_csv
 
 NAMES = (
     "fmn04", "fmn06", "fmn10", "fmn20", "fmn30", "fmn10+TF:256", "fmn10+HYBRID:128",

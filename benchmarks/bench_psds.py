@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sedlib import evaluate  # noqa: E402
-from sedlib.evaluate import PSDS1, PSDS2, PAUROC  # noqa: E402
+from sedlib.evaluate.config import PAUROC, PSDS1, PSDS2  # noqa: E402
 
 
 def class_names(k: int) -> list[str]:

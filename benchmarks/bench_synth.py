@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sedlib.data.synth import SynthConfig, synth_events, synthesize_clip
+from sedlib.data.synth.soundscape import SynthConfig, synth_events, synthesize_clip
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""CPU training throughput (clips/s) of :func:`sedlib.train.fit` on the embedded synthetic data.
+"""CPU training throughput (clips/s) of :func:`sedlib.train.fitting.fit` on the embedded synthetic data.
 
     .venv/bin/python benchmarks/bench_train.py [--models fmn04+TF:104 fmn10+TF:256] [--batch 8]
         [--steps 6] [--workers 0] [--threads N]
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from sedlib import runs
-from sedlib.data.datasets import SynthSource
-from sedlib.train import fit
-from sedlib.train_config import PRESETS
+from sedlib.train import runs
+from sedlib.data.sources import SynthSource
+from sedlib.train.config import PRESETS
+from sedlib.train.fitting import fit
 
 DEFAULT_MODELS = ["fmn04+TF:104", "fmn10+TF:256"]
 

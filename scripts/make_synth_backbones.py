@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 from sedlib.config import AudioConfig
-from sedlib.experiments import open_data
-from sedlib.runs import save_weights
-from sedlib.train import fit, validate
-from sedlib.train_config import PRESETS
+from sedlib.study.training import open_data
+from sedlib.train.config import PRESETS
+from sedlib.train.data import validate
+from sedlib.train.fitting import fit
+from sedlib.train.runs import save_weights
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 

@@ -7,6 +7,10 @@ them one to one. Derived values are properties, never stored fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+# The checkout sedlib is installed from (editable install): shipped data, notebooks, profiles.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sedlib.audio import (
+from sedlib.audio.io import (
     audio_duration,
     fit_to_length,
     iter_windows,

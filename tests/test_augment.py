@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sedlib.augment import (
+from sedlib.train.augment import (
     PSEUDO_KEY,
     MixupDraw,
     WavMixDataset,

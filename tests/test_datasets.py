@@ -1,4 +1,4 @@
-"""Data sources (sedlib.data.datasets / sedlib.data.audioset) on tiny data in the real layouts."""
+"""Data sources (sedlib.data.sources / sedlib.data.audioset) on tiny data in the real layouts."""
 
 from __future__ import annotations
 
@@ -13,22 +13,29 @@ import pytest
 import soundfile as sf
 import torch
 
-from sedlib.audio import fit_to_length, load_audio, resample
-from sedlib.augment import WavMixDataset
+from sedlib.audio.io import fit_to_length, load_audio, resample
 from sedlib.config import AudioConfig
 from sedlib.data.audioset import AudioSetHDF5Source, weak_index_names
-from sedlib.data.datasets import (
-    SPEC_FORMS, DataSpecError, SynthSource, collate, open_source, paired_loader, parse_spec,
-    set_epoch,
-)
 from sedlib.data.formats import read_strong_tsv
 from sedlib.data.labels import (
-    Event, audioset_strong_classes, audioset_weak_classes, desed_classes, encode_events,
+    Event,
+    audioset_strong_classes,
+    audioset_weak_classes,
+    desed_classes,
+    encode_events,
 )
-from sedlib.data.synth import (
-    SynthConfig, synth_events, synth_vocabulary, synthesize_clip, write_desed,
+from sedlib.data.loading import collate, paired_loader, set_epoch
+from sedlib.data.sources import SynthSource
+from sedlib.data.spec import SPEC_FORMS, DataSpecError, open_source, parse_spec
+from sedlib.data.synth.soundscape import (
+    SynthConfig,
+    synth_events,
+    synth_vocabulary,
+    synthesize_clip,
+    write_desed,
 )
 from sedlib.errors import AudioError, FormatError, SedlibError, UnknownClassError
+from sedlib.train.augment import WavMixDataset
 
 AUDIO = AudioConfig()
 N = AUDIO.clip_samples  # 160,000
@@ -457,7 +464,7 @@ def test_paired_loader_mixes_half_and_half(desed_dir, audioset_dir):
 def test_table2_weak_set_with_pseudo_labels_in_lockstep(tmp_path, audioset_dir):
     """Teacher-only clips carry teacher probabilities by filename; wavmix and set_epoch reach the
     sources through the wrappers."""
-    from sedlib.distill import PseudoLabelWriter, WithPseudoLabels
+    from sedlib.train.pseudo_labels import PseudoLabelWriter, WithPseudoLabels
 
     tsv = _write_tsv(audioset_dir / "weak.tsv", "filename\tevent_labels",
                      ["Yaaa-_b1.wav\tSpeech", "Ybbb_c2.wav\t"])
@@ -481,7 +488,7 @@ def test_table2_weak_set_with_pseudo_labels_in_lockstep(tmp_path, audioset_dir):
 
 def test_synth_clips_follow_the_audio_config_length():
     from sedlib.config import AudioConfig
-    from sedlib.data.datasets import open_source
+    from sedlib.data.spec import open_source
 
     short = open_source("synth:2", split="eval", audio_config=AudioConfig(clip_seconds=4.0))
     item = short[0]

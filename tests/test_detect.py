@@ -12,17 +12,16 @@ import soundfile as sf
 import torch
 
 from sedlib.data.labels import encode_events
-from sedlib.data.synth import synth_vocabulary
-from sedlib.detect import (
+from sedlib.data.synth.soundscape import synth_vocabulary
+from sedlib.detect.detector import (
     Detector,
-    FrameScores,
     detect_files,
     format_events,
     load_detector_model,
-    scores_to_events,
     write_events,
 )
 from sedlib.errors import SedlibError
+from sedlib.evaluate.postprocess import FrameScores, scores_to_events
 from sedlib.registry import create_model
 
 VOCAB = synth_vocabulary()
@@ -81,8 +80,8 @@ def test_overlapping_windows_average(model, audio_files):
 
 
 def test_scores_equal_direct_model_call(model, audio_files):
-    from sedlib.audio import load_audio, split_windows
-    from sedlib.frontend import MelFrontend
+    from sedlib.audio.frontend import MelFrontend
+    from sedlib.audio.io import load_audio, split_windows
 
     _, short = audio_files
     wave = split_windows(load_audio(short), 160_000).copy()

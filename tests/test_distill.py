@@ -14,19 +14,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sedlib.audio.frontend import MelFrontend
 from sedlib.config import AudioConfig
-from sedlib.distill import (
+from sedlib.errors import SedlibError
+from sedlib.registry import create_model
+from sedlib.train.kd import kd_loss, kd_terms
+from sedlib.train.pseudo_labels import (
     MissingPseudoLabelError,
     PseudoLabelStore,
     PseudoLabelWriter,
     WithPseudoLabels,
-    kd_loss,
-    kd_terms,
     make_pseudo_labels,
 )
-from sedlib.errors import SedlibError
-from sedlib.frontend import MelFrontend
-from sedlib.registry import create_model
 
 K, T = 5, 12
 

@@ -14,7 +14,7 @@ import pytest
 import sed_scores_eval
 from scipy import ndimage
 
-from sedlib import eval_inputs, psds_stats
+from sedlib.evaluate import inputs as eval_inputs, psds_stats
 from sedlib import evaluate as ev
 from sedlib.commands import eval as eval_cmd
 from sedlib.data import formats

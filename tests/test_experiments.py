@@ -1,4 +1,4 @@
-"""sedlib.experiments: config keys, the parameters -> configs mapping, the result cache."""
+"""sedlib.study.experiments: config keys, the parameters -> configs mapping, the result cache."""
 
 from __future__ import annotations
 
@@ -8,16 +8,28 @@ from pathlib import Path
 
 import pytest
 
-import sedlib.train
+import sedlib.train.data
+import sedlib.train.fitting
 from sedlib.config import AudioConfig
-from sedlib.data.synth import SynthConfig
-from sedlib.eval_config import AUROCConfig, PSDSConfig
-from sedlib.experiments import (NOTEBOOK_PARAMETERS, PARAMETER_CONFIGS, RESULT, RESULTS_LOG_ENV,
-                                Experiment, StudyConfig, configs_from_parameters, load_result,
-                                make_experiment, parameter_names, parameters_from,
-                                run_experiment)
-from sedlib.registry import ModelConfig
-from sedlib.train_config import PRESETS, DistillConfig
+from sedlib.data.synth.soundscape import SynthConfig
+from sedlib.evaluate.config import AUROCConfig, PSDSConfig
+from sedlib.models.names import ModelConfig
+from sedlib.study.cache import load_result, run_experiment
+from sedlib.study.config import (
+    NOTEBOOK_PARAMETERS,
+    PARAMETER_CONFIGS,
+    StudyConfig,
+    configs_from_parameters,
+    parameter_names,
+    parameters_from,
+)
+from sedlib.study.experiments import (
+    RESULT,
+    RESULTS_LOG_ENV,
+    Experiment,
+    make_experiment,
+)
+from sedlib.train.config import PRESETS, DistillConfig
 
 SMOKE = dataclasses.replace(PRESETS["smoke"], batch_size=2)
 AUDIO = AudioConfig(clip_seconds=2.0)
@@ -123,13 +135,13 @@ def test_make_experiment_uses_the_study():
 @pytest.fixture
 def count_fits(monkeypatch):
     calls = []
-    real = sedlib.train.fit
+    real = sedlib.train.fitting.fit
 
     def counting_fit(*args, **kwargs):
         calls.append(kwargs["out_dir"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sedlib.train, "fit", counting_fit)
+    monkeypatch.setattr(sedlib.train.fitting, "fit", counting_fit)
     return calls
 
 
@@ -169,7 +181,7 @@ def test_result_is_atomic_and_an_interrupted_run_resumes(tmp_path, count_fits, m
     def broken_validate(*args, **kwargs):
         raise RuntimeError("killed during evaluation")
 
-    monkeypatch.setattr(sedlib.train, "validate", broken_validate)
+    monkeypatch.setattr(sedlib.train.data, "validate", broken_validate)
     with pytest.raises(RuntimeError, match="killed"):
         run_experiment(exp, cache_dir=tmp_path, **PROFILE)
     folder = tmp_path / exp.key
@@ -195,7 +207,7 @@ def test_a_tampered_result_is_refused(tmp_path):
 def test_run_models_pretrains_each_backbone_once(tmp_path, count_fits):
     from safetensors.torch import load_file
 
-    from sedlib.experiments import run_models
+    from sedlib.study.cache import run_models
 
     study = StudyConfig(train_data="synth:4", eval_data="synth:2", val_data=None, steps=2,
                         pretrain_steps=2, bn_recalibration_clips=0, cache_dir=str(tmp_path),
@@ -217,10 +229,10 @@ def test_run_models_pretrains_each_backbone_once(tmp_path, count_fits):
 def test_backbone_init_resolves_per_backbone_and_is_part_of_the_key(tmp_path):
     import torch
 
-    from sedlib.checkpoints import load_checkpoint
     from sedlib.errors import SedlibError
+    from sedlib.models.checkpoints import load_checkpoint
     from sedlib.registry import create_model
-    from sedlib.runs import save_weights
+    from sedlib.train.runs import save_weights
 
     torch.manual_seed(0)
     source = create_model("fmntiny", num_classes=11)

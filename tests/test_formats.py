@@ -19,7 +19,12 @@ from sedlib.data.formats import (
     write_strong_tsv,
     write_weak_tsv,
 )
-from sedlib.data.labels import Event, audioset_strong_classes, audioset_strong_eval_classes, desed_classes
+from sedlib.data.labels import (
+    Event,
+    audioset_strong_classes,
+    audioset_strong_eval_classes,
+    desed_classes,
+)
 from sedlib.errors import FormatError, UnknownClassError
 
 # Exactly Google's layout (audioset_eval_strong.tsv), including a YouTube id containing "_".

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from sedlib.audio.frontend import MelFrontend, kaldi_mel_banks, min_samples, num_frames
 from sedlib.config import AudioConfig
-from sedlib.frontend import MelFrontend, kaldi_mel_banks, min_samples, num_frames
 
 SR = 16_000
 

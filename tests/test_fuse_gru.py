@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sedlib.models.fuse import optimize_for_inference
-from sedlib.models.fuse import fuse_grus
+from sedlib.models.fuse import fuse_grus, optimize_for_inference
 from sedlib.models.gru_infer import FusedGRU
 from sedlib.registry import create_model
 

@@ -1,4 +1,4 @@
-"""sedlib.listen: the widget builds headlessly and its detections follow the sliders."""
+"""sedlib.study.listen: the widget builds headlessly and its detections follow the sliders."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ import torch
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
-from sedlib.data.synth import SynthConfig, synth_vocabulary  # noqa: E402
-from sedlib.listen import (Clip, ListenApp, detect, piano_roll, score_clip,  # noqa: E402
-                           synth_clip, truth_frames)
+from sedlib.data.synth.soundscape import SynthConfig, synth_vocabulary  # noqa: E402
 from sedlib.registry import create_model  # noqa: E402
+from sedlib.study.listen import (
+    Clip,
+    ListenApp,
+    detect,
+    piano_roll,
+    score_clip,
+    synth_clip,
+    truth_frames,
+)
 
 SHORT = SynthConfig(synth_clip_seconds=4.0)  # 4 s clips: 100 frames, fast
 
@@ -91,7 +98,7 @@ def test_static_piano_roll_marks_events(tiny):
 
 
 def test_app_from_checkpoint_files(tiny, tmp_path):
-    from sedlib.runs import save_weights
+    from sedlib.train.runs import save_weights
 
     model, vocab = tiny
     path = save_weights(model, tmp_path / "tiny.safetensors", model_name=model.name,
@@ -124,7 +131,7 @@ def test_load_audio_file_and_report_a_bad_path(tiny, tmp_path):
 
 def test_app_over_a_data_source(tiny):
     from sedlib.config import AudioConfig
-    from sedlib.experiments import open_data
+    from sedlib.study.training import open_data
 
     audio = AudioConfig(clip_seconds=4.0)
     data = open_data("synth:5", "eval", audio)

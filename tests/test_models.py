@@ -15,24 +15,20 @@ import pytest
 import torch
 from torch import nn
 
-from sedlib import checkpoints as ck
+from sedlib.models import adapters, checkpoints, download, releases
 from sedlib.errors import CheckpointError
 from sedlib.models.backbone import FrameMobileNet, clipwise_strides, make_divisible
-from sedlib.models.fuse import (
-    OneDNNLinear,
-    onednn_linear_available,
-    optimize_for_inference,
-    use_onednn_linears,
-)
-from sedlib.registry import (
-    ModelConfig,
+from sedlib.models.fuse import OneDNNLinear, optimize_for_inference, use_onednn_linears
+from sedlib.models.names import (
     SEQ_MODELS,
-    create_model,
+    ModelConfig,
     embed_dim,
     format_name,
     list_models,
     parse_name,
 )
+from sedlib.models.onednn import onednn_linear_available
+from sedlib.registry import create_model
 
 # SPEC 3.1: name -> (params total, backbone params)
 PARAMS = {
@@ -401,7 +397,7 @@ def _same(a: nn.Module, b: nn.Module) -> bool:
 
 
 def test_save_reload_strict(tmp_path, tiny):
-    path = ck.save_state_dict(tiny, tmp_path / "m.pt")
+    path = checkpoints.save_state_dict(tiny, tmp_path / "m.pt")
     fresh = create_model("fmntiny", num_classes=6, checkpoint=path)
     assert _same(fresh, tiny)
     assert not fresh.load_report.initialised and not fresh.load_report.ignored
@@ -416,9 +412,9 @@ def test_reference_layout_loads_strict(tmp_path):
         raw["net.model." + k[len("model.fmn."):] if k.startswith("model.fmn.") else "net." + k] = v
     assert "net.model.features.0.0.weight" in raw and "net.strong_head.bias" in raw
     torch.save(raw, tmp_path / "ref.pt")
-    sd, ignored = ck.adapt_efficientsed(ck.load_state_dict(tmp_path / "ref.pt"))
+    sd, ignored = adapters.adapt_efficientsed(checkpoints.load_state_dict(tmp_path / "ref.pt"))
     dst = create_model("fmntiny+TF", num_classes=6)
-    report = ck.load_into(dst, sd)
+    report = checkpoints.load_into(dst, sd)
     assert _same(dst, src) and not ignored and not report.initialised
     # also via create_model with format detection, and PretrainedSED's model.frame_mn.*
     assert _same(create_model("fmntiny+TF", num_classes=6, checkpoint=tmp_path / "ref.pt"), src)
@@ -426,7 +422,7 @@ def test_reference_layout_loads_strict(tmp_path):
     lightning = {"net." + k: v for k, v in src.state_dict().items()}  # net.model.fmn.*
     for variant in (pretrained_sed, lightning, src.state_dict()):
         dst2 = create_model("fmntiny+TF", num_classes=6)
-        ck.load_into(dst2, ck.adapt_efficientsed(variant)[0])
+        checkpoints.load_into(dst2, adapters.adapt_efficientsed(variant)[0])
         assert _same(dst2, src)
 
 
@@ -435,7 +431,7 @@ def test_efficientat_backbone_only(tmp_path, tiny, caplog):
     sd["classifier.2.weight"] = torch.randn(1280, 96)
     sd["classifier.5.bias"] = torch.randn(527)
     torch.save(sd, tmp_path / "mn_as.pt")
-    with caplog.at_level(logging.INFO, logger="sedlib.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="sedlib.models.checkpoints"):
         model = create_model("fmntiny", num_classes=6, checkpoint=tmp_path / "mn_as.pt")
     report = model.load_report
     assert report.ignored == ["classifier.2.weight", "classifier.5.bias"]
@@ -449,17 +445,17 @@ def test_efficientat_backbone_only(tmp_path, tiny, caplog):
     weak_like = {"net.model." + k: v for k, v in sd.items() if k.startswith("features.")}
     weak_like["net.weak_head.weight"] = torch.randn(527, 96)
     weak_like["net.weak_head.bias"] = torch.randn(527)
-    adapted, ignored = ck.adapt_fmn_weak(weak_like)
+    adapted, ignored = adapters.adapt_fmn_weak(weak_like)
     assert ignored == ["weak_head.weight", "weak_head.bias"]
     seq = create_model("fmntiny+TF", num_classes=6)
-    rep = ck.load_into(seq, adapted)
+    rep = checkpoints.load_into(seq, adapted)
     assert all(k.startswith(("seq_model.", "strong_head.", "weak_head.")) for k in rep.initialised)
 
 
 def test_strong_checkpoint_under_new_sequence_model(tiny):
     needs_seq("fmntiny+BiGRU")
     model = create_model("fmntiny+BiGRU", num_classes=6)
-    report = ck.load_into(model, tiny.state_dict())
+    report = checkpoints.load_into(model, tiny.state_dict())
     assert sorted(report.ignored) == sorted(["strong_head.weight", "strong_head.bias",
                                              "weak_head.weight", "weak_head.bias"])
     assert torch.equal(model.model.fmn.features[0][0].weight, tiny.model.fmn.features[0][0].weight)
@@ -468,7 +464,7 @@ def test_strong_checkpoint_under_new_sequence_model(tiny):
 def test_num_classes_change_reinitialises_heads(tiny):
     model = create_model("fmntiny", num_classes=10)
     before = model.strong_head.weight.clone()
-    report = ck.load_into(model, tiny.state_dict())
+    report = checkpoints.load_into(model, tiny.state_dict())
     assert report.heads_reset
     assert set(report.ignored) == {"strong_head.weight", "strong_head.bias", "weak_head.weight",
                                    "weak_head.bias"}
@@ -482,14 +478,14 @@ def test_mismatch_raises_with_details(tiny):
     sd["model.fmn.bogus"] = torch.zeros(1)
     del sd["model.fmn.features.16.1.running_var"]
     with pytest.raises(CheckpointError) as err:
-        ck.load_into(create_model("fmntiny", num_classes=6), sd)
+        checkpoints.load_into(create_model("fmntiny", num_classes=6), sd)
     msg = str(err.value)
     assert "missing 1 keys: model.fmn.features.16.1.running_var" in msg
     assert "unexpected 1 keys: model.fmn.bogus" in msg
     assert "first shape mismatch: model.fmn.features.3.block.0.0.weight: checkpoint (3, 3, 1, 1)" in msg
     with pytest.raises(CheckpointError, match="shape mismatch"):  # another width
-        ck.load_into(create_model("fmn04", num_classes=6), tiny.state_dict())
-    report = ck.load_into(create_model("fmntiny", num_classes=6), sd, strict=False)
+        checkpoints.load_into(create_model("fmn04", num_classes=6), tiny.state_dict())
+    report = checkpoints.load_into(create_model("fmntiny", num_classes=6), sd, strict=False)
     assert set(report.skipped) == {"model.fmn.bogus", "model.fmn.features.3.block.0.0.weight"}
 
 
@@ -505,16 +501,16 @@ def test_malicious_pickle_refused(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"w": torch.zeros(2), "x": _Evil(marker)}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="refusing to unpickle.*weights_only"):
-        ck.load_state_dict(tmp_path / "evil.pt")
+        checkpoints.load_state_dict(tmp_path / "evil.pt")
     assert not marker.exists()
 
 
 def test_safetensors_round_trip_and_fp16(tmp_path, tiny):
-    path = ck.save_state_dict(tiny, tmp_path / "m.safetensors")
+    path = checkpoints.save_state_dict(tiny, tmp_path / "m.safetensors")
     assert _same(create_model("fmntiny", num_classes=6, checkpoint=path), tiny)
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in tiny.state_dict().items()}
     torch.save(half, tmp_path / "half.pt")
-    sd = ck.load_state_dict(tmp_path / "half.pt")
+    sd = checkpoints.load_state_dict(tmp_path / "half.pt")
     assert all(v.dtype == torch.float32 for v in sd.values() if v.is_floating_point())
     assert torch.equal(sd["strong_head.weight"], half["strong_head.weight"].float())
 
@@ -527,39 +523,39 @@ def test_download_file_url(tmp_path):
     cache = tmp_path / "cache"
     bad = "0" * 64
     with pytest.raises(CheckpointError, match="sha256"):
-        ck.download("weights.pt", cache_dir=cache, url=src.as_uri(), sha256=bad, progress=False)
+        download.download("weights.pt", cache_dir=cache, url=src.as_uri(), sha256=bad, progress=False)
     assert list(cache.iterdir()) == []  # no partial file left
-    path = ck.download("weights.pt", cache_dir=cache, url=src.as_uri(), sha256=digest, progress=False)
-    assert path == cache / "weights.pt" and torch.equal(ck.load_state_dict(path)["a"], torch.arange(4.0))
+    path = download.download("weights.pt", cache_dir=cache, url=src.as_uri(), sha256=digest, progress=False)
+    assert path == cache / "weights.pt" and torch.equal(checkpoints.load_state_dict(path)["a"], torch.arange(4.0))
     assert [p.name for p in cache.iterdir()] == ["weights.pt"]
     with pytest.raises(CheckpointError, match="cached"):  # a cached file is verified too
-        ck.download("weights.pt", cache_dir=cache, url=src.as_uri(), sha256=bad, progress=False)
+        download.download("weights.pt", cache_dir=cache, url=src.as_uri(), sha256=bad, progress=False)
 
 
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("SEDLIB_CACHE", str(tmp_path))
-    assert ck.resolve_cache_dir() == tmp_path
+    assert download.resolve_cache_dir() == tmp_path
 
 
 def test_release_catalogue():
-    r = ck.RELEASES
-    efficientsed = [n for n, rel in r.items() if rel.url.startswith(ck.EFFICIENTSED_URL)]
+    r = releases.RELEASES
+    efficientsed = [n for n, rel in r.items() if rel.url.startswith(releases.EFFICIENTSED_URL)]
     assert len(efficientsed) == 5 + 5 + 3 * (4 + 1 + 1 + 1 + 1) + 1 == 35
     assert r["fmn10+tf-256_strong"].url.endswith("/v0.0.1/fmn10+tf-256_strong.pt")
-    assert ck.release_to_model("fmn10+tf-256_strong") == "fmn10+TF:256"
-    assert ck.release_to_model("fmn10+gru-1024_strong") == "fmn10+BiGRU:1024"
-    assert ck.release_to_model("fmn04+hybrid-104_strong") == "fmn04+HYBRID:104"
-    assert ck.release_to_model("fmn10+tf-256_advanced-kd-weak-strong") == "fmn10+TF:256"
+    assert releases.release_to_model("fmn10+tf-256_strong") == "fmn10+TF:256"
+    assert releases.release_to_model("fmn10+gru-1024_strong") == "fmn10+BiGRU:1024"
+    assert releases.release_to_model("fmn04+hybrid-104_strong") == "fmn04+HYBRID:104"
+    assert releases.release_to_model("fmn10+tf-256_advanced-kd-weak-strong") == "fmn10+TF:256"
     assert r["fmn20_weak"].format == "fmn_weak" and r["fmn20_weak"].model == "fmn20"
     assert r["mn10_as"].filename == "mn10_as_mAP_471.pt" and r["mn10_as"].model == "fmn10"
-    assert ck.get_release("mn10_as_mAP_471.pt").name == "mn10_as"
+    assert releases.get_release("mn10_as_mAP_471.pt").name == "mn10_as"
     for name, rel in r.items():
-        if rel.url.startswith(ck.EFFICIENTSED_URL) and "+" in name:
-            assert ck.model_to_release(rel.model, name.split("_", 1)[1]) == name
+        if rel.url.startswith(releases.EFFICIENTSED_URL) and "+" in name:
+            assert releases.model_to_release(rel.model, name.split("_", 1)[1]) == name
             parse_name(rel.model)
-    assert ck.model_to_release("fmn10") == "fmn10_strong"
+    assert releases.model_to_release("fmn10") == "fmn10_strong"
     with pytest.raises(ValueError, match="no released checkpoint"):
-        ck.model_to_release("fmn10+ATT:256")
+        releases.model_to_release("fmn10+ATT:256")
     with pytest.raises(CheckpointError, match="neither a file nor a release"):
         create_model("fmntiny", checkpoint="no_such_release_or_file")
 

@@ -12,10 +12,23 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sedlib.experiments import NOTEBOOK_PARAMETERS, configs_from_parameters, parameter_names
-from sedlib.study import (NOTEBOOKS_DIR, PROFILES, RUNNER_PARAMETERS, SUMMARY, declared_parameters,
-                          kernel_interpreter, load_profile, notebook_parameters, notebooks,
-                          run_study)
+from sedlib.study.config import (
+    NOTEBOOK_PARAMETERS,
+    configs_from_parameters,
+    parameter_names,
+)
+from sedlib.study.runner import (
+    NOTEBOOKS_DIR,
+    PROFILES,
+    RUNNER_PARAMETERS,
+    SUMMARY,
+    declared_parameters,
+    kernel_interpreter,
+    load_profile,
+    notebook_parameters,
+    notebooks,
+    run_study,
+)
 
 NOTEBOOKS = notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -47,7 +60,7 @@ def test_notebook_shape_and_parameters(path):
     known = parameter_names()
     unknown = sorted(set(params) - set(known))
     assert not unknown, (f"{path.name}: parameters {unknown} are neither config fields nor listed "
-                         f"in sedlib.experiments.NOTEBOOK_PARAMETERS")
+                         f"in sedlib.study.config.NOTEBOOK_PARAMETERS")
     assert set(RUNNER_PARAMETERS) <= set(params), f"{path.name} must declare {RUNNER_PARAMETERS}"
     configs_from_parameters(params)  # the defaults build valid configs
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")

@@ -10,22 +10,28 @@ import pytest
 import torch
 
 from sedlib.config import AudioConfig
-from sedlib.data.synth import SynthConfig
-from sedlib.evaluate import AUROCConfig, PSDSConfig
-from sedlib.optim import (
+from sedlib.data.synth.soundscape import SynthConfig
+from sedlib.evaluate.config import AUROCConfig, PSDSConfig
+from sedlib.models.names import ModelConfig
+from sedlib.registry import create_model
+from sedlib.train.config import (
+    DISTILL_PRESETS,
+    PRESETS,
+    DistillConfig,
+    TrainConfig,
+    optimizer_from_config,
+    scheduler_from_config,
+)
+from sedlib.train.optim import (
     REFERENCE_WARMUP_STEPS,
     SEQ_GROUP,
     CosineWithWarmup,
     block_lrs,
     make_optimizer,
     make_scheduler,
-    optimizer_from_config,
     param_groups,
-    scheduler_from_config,
     set_train_mode,
 )
-from sedlib.registry import ModelConfig, create_model
-from sedlib.train_config import DISTILL_PRESETS, PRESETS, DistillConfig, TrainConfig
 
 MAX_LR, SEQ_LR = 3e-3, 8e-4
 

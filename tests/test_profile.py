@@ -10,9 +10,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sedlib.macs import count_macs, deepspeed_macs
-from sedlib.plots import ImageExportError, paper_figure, pareto_front, save_figure, tradeoff_figure
-from sedlib.profile import ModelProfile, measure_throughput, profile_model, write_csv
+from sedlib.complexity.macs import count_macs, deepspeed_macs
+from sedlib.complexity.profile import (
+    ModelProfile,
+    measure_throughput,
+    profile_model,
+    write_csv,
+)
+from sedlib.study.plots import (
+    ImageExportError,
+    paper_figure,
+    pareto_front,
+    save_figure,
+    tradeoff_figure,
+)
 
 
 def _both(model: nn.Module, *inputs: torch.Tensor) -> tuple[int, int]:

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sedlib.checkpoints import load_checkpoint
-from sedlib.data.synth import synth_vocabulary
-from sedlib.detect import checkpoint_metadata
-from sedlib.registry import create_model, parse_name
-from sedlib.study import load_profile
-from sedlib.study_config import StudyConfig
+from sedlib.data.synth.soundscape import synth_vocabulary
+from sedlib.detect.detector import checkpoint_metadata
+from sedlib.models.checkpoints import load_checkpoint
+from sedlib.models.names import parse_name
+from sedlib.registry import create_model
+from sedlib.study.config import StudyConfig
+from sedlib.study.runner import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "data" / "checkpoints").glob("*.safetensors"))

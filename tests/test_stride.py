@@ -1,4 +1,4 @@
-"""sedlib.stride: the clip-wise model's shapes, receptive fields, and that fit() trains it."""
+"""sedlib.study.stride: the clip-wise model's shapes, receptive fields, and that fit() trains it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from sedlib.config import AudioConfig
-from sedlib.data.datasets import SynthSource
-from sedlib.data.synth import SynthConfig
-from sedlib.optim import param_groups
+from sedlib.data.sources import SynthSource
+from sedlib.data.synth.soundscape import SynthConfig
 from sedlib.registry import create_model
-from sedlib.stride import ClipwiseSED, receptive_fields, resolution, shape_trace
-from sedlib.train_config import PRESETS
+from sedlib.study.stride import ClipwiseSED, receptive_fields, resolution, shape_trace
+from sedlib.train.config import PRESETS
+from sedlib.train.optim import param_groups
 
 
 @pytest.mark.parametrize("frames", [1000, 400, 64])
@@ -49,7 +49,7 @@ def test_shape_trace_and_resolution():
 
 
 def test_fit_trains_clipwise_with_layerwise_groups_and_frozen_backbone(tmp_path):
-    from sedlib.train import fit
+    from sedlib.train.fitting import fit
 
     model = ClipwiseSED("fmntiny+TF:32", num_classes=11)
     groups = param_groups(model, max_lr=1e-3)
@@ -70,8 +70,8 @@ def test_fit_trains_clipwise_with_layerwise_groups_and_frozen_backbone(tmp_path)
 def test_clipwise_experiment_is_cached_and_listed_in_the_study_log(tmp_path, monkeypatch):
     import json
 
-    from sedlib.experiments import RESULTS_LOG_ENV, Experiment
-    from sedlib.stride import run_clipwise_experiment
+    from sedlib.study.experiments import RESULTS_LOG_ENV, Experiment
+    from sedlib.study.stride import run_clipwise_experiment
 
     log = tmp_path / "results.jsonl"
     monkeypatch.setenv(RESULTS_LOG_ENV, str(log))

@@ -13,7 +13,7 @@ import torch
 
 from sedlib.config import AudioConfig
 from sedlib.data.labels import encode_events
-from sedlib.data.synth import (
+from sedlib.data.synth.soundscape import (
     SPLITS,
     SYNTH_CLASSES,
     SynthConfig,

@@ -1,4 +1,4 @@
-"""sedlib.teachers: checkpoint teachers load with their classes; label stores are made once."""
+"""sedlib.study.teachers: checkpoint teachers load with their classes; label stores are made once."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import torch
 
 from sedlib.config import AudioConfig
 from sedlib.data.labels import Vocabulary
-from sedlib.data.synth import synth_vocabulary
-from sedlib.distill import PseudoLabelStore
+from sedlib.data.synth.soundscape import synth_vocabulary
 from sedlib.errors import SedlibError
 from sedlib.registry import create_model
-from sedlib.runs import save_weights
-from sedlib.teachers import get_teachers, teacher_labels
+from sedlib.study.teachers import get_teachers, teacher_labels
+from sedlib.train.pseudo_labels import PseudoLabelStore
+from sedlib.train.runs import save_weights
 
 
 @pytest.fixture()
@@ -52,8 +52,8 @@ def test_teacher_with_other_classes_is_refused(checkpoint):
 def test_distillation_labels_use_given_stores_and_make_the_rest(checkpoint, tmp_path):
     from types import SimpleNamespace
 
-    from sedlib.teachers import distillation_labels
-    from sedlib.train_config import DistillConfig
+    from sedlib.study.teachers import distillation_labels
+    from sedlib.train.config import DistillConfig
 
     path, _ = checkpoint
     audio = AudioConfig(clip_seconds=2.0)

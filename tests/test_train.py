@@ -18,18 +18,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sedlib import cli, runs
+from sedlib import cli
+from sedlib.train import runs
+from sedlib.audio.frontend import MelFrontend
 from sedlib.config import AudioConfig
-from sedlib.data.datasets import SynthSource, open_source
-from sedlib.data.synth import SynthConfig, write_desed
-from sedlib.distill import PseudoLabelWriter
+from sedlib.data.sources import SynthSource
+from sedlib.data.spec import open_source
+from sedlib.data.synth.soundscape import SynthConfig, write_desed
 from sedlib.errors import AudioError, CheckpointError, SedlibError
-from sedlib.frontend import MelFrontend
-from sedlib.optim import make_scheduler, optimizer_from_config, set_train_mode
 from sedlib.registry import create_model
-from sedlib.train import Trainer, fit
-from sedlib.train_config import PRESETS, DistillConfig
-from sedlib.train_data import EpochSampler, recalibrate_batchnorm
+from sedlib.train.config import PRESETS, DistillConfig, optimizer_from_config
+from sedlib.train.data import EpochSampler, recalibrate_batchnorm
+from sedlib.train.fitting import fit
+from sedlib.train.loop import Trainer
+from sedlib.train.optim import make_scheduler, set_train_mode
+from sedlib.train.pseudo_labels import PseudoLabelWriter
 
 AUDIO = AudioConfig(clip_seconds=2.0)
 NO_JITTER = replace(AUDIO, fmin_aug_range=1, fmax_aug_range=1)  # mel band fixed in training mode
@@ -411,7 +414,7 @@ def test_cli_make_labels_then_distil_and_init_errors(tmp_path, desed_dirs, sedli
 def test_save_weights_handles_shared_tcn_tensors(tmp_path):
     """TCN's legacy weight_norm registers each conv twice (shared storage); safetensors refuses
     shared tensors, so the weights file must store copies and reload strictly."""
-    from sedlib.checkpoints import load_into, load_state_dict
+    from sedlib.models.checkpoints import load_into, load_state_dict
     from sedlib.registry import create_model
 
     torch.manual_seed(0)

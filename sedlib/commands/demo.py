@@ -1,7 +1,7 @@
 """``sedlib demo``: a short tour of the embedded data (no download, a few seconds on a CPU).
 
 Synthesises a handful of clips, computes the reference log-mel features, and prints what is in
-them. A stand-in main job until the study exists; ``make study`` runs it.
+them: a few seconds to check that the installation works, before the study.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from sedlib.audio.frontend import MelFrontend
     from sedlib.config import AudioConfig
-    from sedlib.data.synth import SynthConfig, synth_vocabulary, synthesize_clip
+    from sedlib.data.synth.soundscape import (
+        SynthConfig,
+        synth_vocabulary,
+        synthesize_clip,
+    )
     from sedlib.errors import SedlibError
-    from sedlib.frontend import MelFrontend
 
     if args.clips <= 0:
         raise SedlibError(f"--clips must be positive, got {args.clips}")

@@ -31,7 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sedlib.detect import Detector, detect_files, format_events, load_detector_model, write_events
+    from sedlib.detect.detector import (
+        Detector,
+        detect_files,
+        format_events,
+        load_detector_model,
+        write_events,
+    )
     from sedlib.errors import SedlibError
 
     if not 0.0 <= args.threshold <= 1.0:
@@ -41,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                         device=args.device)
     on_scores = None
     if args.scores_dir:
-        from sedlib.evaluate import write_frame_scores
+        from sedlib.evaluate.scores_io import write_frame_scores
 
         def on_scores(scores):  # noqa: E306 - a tiny closure over the output folder
             write_frame_scores(scores, args.scores_dir)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from sedlib.train.pseudo_labels import load_teacher
+
 HELP = "knowledge distillation helpers: make-labels (teacher pseudo-label store)"
 
 
@@ -36,54 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def parse_teacher(spec: str) -> tuple[str | None, str | None]:
-    """``NAME[:CHECKPOINT]`` or a release name -> (model name or None, checkpoint or None).
-    The model-name grammar has one ``:`` (``fmn10+TF:256``), so the name is the longest prefix
-    that parses."""
-    from sedlib.checkpoints import RELEASES
-    from sedlib.errors import SedlibError
-    from sedlib.registry import parse_name
-
-    if spec in RELEASES:
-        return None, spec
-    parts = spec.split(":")
-    for cut in range(len(parts), 0, -1):
-        name, checkpoint = ":".join(parts[:cut]), ":".join(parts[cut:]) or None
-        try:
-            parse_name(name)
-        except ValueError:
-            continue
-        return name, checkpoint
-    if len(parts) > 1 or spec.endswith((".pt", ".safetensors", ".ckpt")):
-        return None, spec  # a checkpoint that names its model
-    raise SedlibError(f"--teacher {spec!r}: neither NAME[:CHECKPOINT] nor a release name")
-
-
-def load_teacher(spec: str, vocab):
-    """The teacher model of ``spec`` in eval mode; SedlibError unless it predicts ``vocab``."""
-    from sedlib.detect import load_detector_model
-    from sedlib.errors import SedlibError
-
-    name, checkpoint = parse_teacher(spec)
-    if checkpoint is None:
-        raise SedlibError(f"--teacher {spec!r}: give its weights (NAME:CHECKPOINT or a release "
-                          f"name); an untrained teacher makes meaningless labels")
-    try:
-        model, classes = load_detector_model(name, checkpoint)
-    except SedlibError as err:
-        raise SedlibError(f"--teacher {spec!r}: {err}") from None
-    if list(classes.names) != list(vocab.names):
-        raise SedlibError(f"--teacher {spec!r} predicts {len(classes)} classes ({classes.name}), "
-                          f"the data has {len(vocab)} ({vocab.name}); they must be the same classes")
-    return model
-
-
 def run(args: argparse.Namespace) -> int:
+    from sedlib.audio.frontend import MelFrontend
     from sedlib.commands.train import resolve_configs
-    from sedlib.data.datasets import open_source
-    from sedlib.distill import make_pseudo_labels
+    from sedlib.data.spec import open_source
     from sedlib.errors import SedlibError
-    from sedlib.frontend import MelFrontend
+    from sedlib.train.pseudo_labels import make_pseudo_labels
 
     if args.batch_size <= 0 or args.workers < 0:
         raise SedlibError("--batch-size must be > 0 and --workers >= 0")

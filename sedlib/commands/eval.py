@@ -95,7 +95,10 @@ def format_table(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sedlib import evaluate
+    from sedlib.evaluate.config import PAUROC, PSDS2
+    from sedlib.evaluate.postprocess import median_filter_scores
+    from sedlib.evaluate.report import psds_report
+    from sedlib.evaluate.scores_io import read_scores_dir
     from sedlib.data.labels import audioset_eval_protocol_classes
     from sedlib.errors import SedlibError
 
@@ -108,16 +111,16 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise SedlibError(f"--jobs must be >= 1, got {args.jobs}")
 
-    scores = evaluate.read_scores_dir(args.scores, lazy=True)
+    scores = read_scores_dir(args.scores, lazy=True)
     if args.median_filter is not None:
-        scores = evaluate.median_filter_scores(scores, args.median_filter)
-    report = evaluate.psds_report(
+        scores = median_filter_scores(scores, args.median_filter)
+    report = psds_report(
         scores,
         read_ground_truth(args.ground_truth),
         read_durations(args.durations),
         restrict_to=audioset_eval_protocol_classes() if args.protocol == "audioset" else None,
-        psds2=evaluate.PSDS2 if "psds2" in metrics else None,
-        pauroc=evaluate.PAUROC if "pauroc" in metrics else None,
+        psds2=PSDS2 if "psds2" in metrics else None,
+        pauroc=PAUROC if "pauroc" in metrics else None,
         num_jobs=args.jobs,
     )
     if args.json:

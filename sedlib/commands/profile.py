@@ -4,7 +4,7 @@
     sedlib profile 'fmn10+*' --no-throughput --json
     sedlib profile fmn10 --device cuda --dtype fp16            # the paper's setting (batch 64)
 
-Names may be fnmatch patterns over :func:`sedlib.registry.list_models` (quote them in a shell).
+Names may be fnmatch patterns over :func:`sedlib.models.names.list_models` (quote them in a shell).
 The table goes to stdout; ``--json`` prints a JSON list instead; ``--csv`` also writes a file.
 """
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _expand(names: list[str]) -> list[str]:
-    from sedlib.registry import format_name, list_models, parse_name
+    from sedlib.models.names import format_name, list_models, parse_name
 
     out: list[str] = []
     for name in names:
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from sedlib.complexity.profile import format_table, profile_models, write_csv
     from sedlib.errors import SedlibError
-    from sedlib.profile import format_table, profile_models, write_csv
 
     for flag in ("batch_size", "threads", "repeats"):
         value = getattr(args, flag)

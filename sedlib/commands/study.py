@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sedlib.study import run_study
+    from sedlib.study.runner import run_study
 
     only = args.only.split(",") if args.only else None
     report = run_study(args.profile, only=only, out=args.out, figures=args.figures,

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from sedlib.data.synth import SynthConfig, write_desed
+    from sedlib.data.synth.soundscape import SynthConfig, write_desed
 
     t0 = time.perf_counter()
     events = write_desed(args.out_dir, args.clips, SynthConfig(synth_seed=args.seed), split=args.split,

@@ -1,6 +1,6 @@
 """``sedlib train``: train a model on a data source (SPEC 5 recipe), resumable, DDP under torchrun.
 
-Configuration is resolved in three layers: ``--preset`` (a :data:`sedlib.train_config.PRESETS`
+Configuration is resolved in three layers: ``--preset`` (a :data:`sedlib.train.config.PRESETS`
 entry), then ``--config FILE`` (JSON: flat field names of TrainConfig / DistillConfig /
 AudioConfig, or sections ``train`` / ``distill`` / ``audio`` as in a run's ``config.json``), then
 the explicit flags. Multi-GPU: ``torchrun --nproc_per_node=N -m sedlib train ...`` (every rank
@@ -27,10 +27,10 @@ DISTILL_FLAGS = {"kd_weight": "kd_weight", "pseudo_labels": "pseudo_labels",
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # no sedlib.train_config import here (it imports torch): values are checked by the configs
+    # no sedlib.train.config import here (it imports torch): values are checked by the configs
     a = parser.add_argument
     a("--model", required=True, help="model name, e.g. fmn10+TF:256, fmn04+TF:104")
-    a("--data", required=True, metavar="SOURCE", help="training data (sedlib.data.datasets grammar: "
+    a("--data", required=True, metavar="SOURCE", help="training data (sedlib.data.sources grammar: "
       "synth[:N], a DESED-layout folder, audioset-strong:TSV:AUDIO_DIR, ...)")
     a("--out", required=True, metavar="RUN_DIR", help="run directory (config.json, metrics.jsonl, "
       "checkpoint.pt, model.safetensors)")
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimiser steps to run (the schedule's length)")
     length.add_argument("--epochs", type=positive_int, help="epochs of --epoch-len clips")
     a("--preset", default="paper", help="base configuration: paper (default), reference, quick, "
-      "smoke (sedlib.train_config.PRESETS)")
+      "smoke (sedlib.train.config.PRESETS)")
     a("--config", metavar="FILE", help="JSON config overriding the preset (see module doc)")
     a("--batch-size", type=positive_int, help="clips per device and forward pass")
     a("--accumulate", type=positive_int, help="forward passes per optimiser step")
@@ -86,7 +86,7 @@ def resolve_configs(preset: str, config_file: str | None, train_over: dict[str, 
 
     from sedlib.config import AudioConfig
     from sedlib.errors import SedlibError
-    from sedlib.train_config import PRESETS, DistillConfig, TrainConfig
+    from sedlib.train.config import PRESETS, DistillConfig, TrainConfig
 
     if preset not in PRESETS:
         raise SedlibError(f"--preset {preset!r}: unknown; valid: {', '.join(PRESETS)}")
@@ -124,8 +124,8 @@ def resolve_configs(preset: str, config_file: str | None, train_over: dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from sedlib.data.datasets import open_source
-    from sedlib.train import fit
+    from sedlib.data.spec import open_source
+    from sedlib.train.fitting import fit
 
     train_cfg, distill_cfg, audio = resolve_configs(
         args.preset, args.config, {f: getattr(args, dest) for dest, f in TRAIN_FLAGS.items()}

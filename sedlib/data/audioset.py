@@ -33,14 +33,21 @@ import h5py
 import numpy as np
 import soundfile as sf
 
-from sedlib.data.datasets import (
-    ClipSource, FileSource, _labelled_source, open_audio, read_durations_file, resolve_audio,
+from sedlib.data.files import (
+    FileSource,
+    _labelled_source,
+    read_durations_file,
+    resolve_audio,
     strip_audio_ext,
 )
 from sedlib.data.formats import read_audioset_strong_tsv
 from sedlib.data.labels import (
-    Event, Vocabulary, audioset_strong_classes, audioset_weak_classes,
+    Event,
+    Vocabulary,
+    audioset_strong_classes,
+    audioset_weak_classes,
 )
+from sedlib.data.sources import ClipSource, open_audio
 from sedlib.errors import AudioError, FormatError, UnknownClassError
 
 logger = logging.getLogger(__name__)

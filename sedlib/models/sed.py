@@ -18,12 +18,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from sedlib.models.backbone import FrameMobileNet
-from sedlib.registry import ModelConfig, build_seq_model, parse_name
+from sedlib.models.names import ModelConfig, build_seq_model, parse_name
 
 
 class BackboneWrapper(nn.Module):
     """Holds the backbone under ``fmn`` so keys read ``model.fmn.*`` as in the reference (whose
-    wrapper also carries the mel frontend; ours lives in :mod:`sedlib.frontend`)."""
+    wrapper also carries the mel frontend; ours lives in :mod:`sedlib.audio.frontend`)."""
 
     def __init__(self, fmn: FrameMobileNet) -> None:
         super().__init__()
@@ -38,7 +38,7 @@ class SEDModel(nn.Module):
     """Sound event detector: log-mel ``(B, 1, 128, T)`` -> logits ``(strong (B, K, T/4), weak (B, K))``.
 
     Args:
-        config: a :class:`~sedlib.registry.ModelConfig` or a model name (``"fmn10+TF:256"``).
+        config: a :class:`~sedlib.models.names.ModelConfig` or a model name (``"fmn10+TF:256"``).
         num_classes: K, size of both heads (447 AudioSet Strong training classes by default).
         **seq_options: passed to the sequence model's ``build`` (e.g. dropout, heads).
 

@@ -35,7 +35,9 @@ from sedlib.models.seq.common import SequenceModel, projection
 log = logging.getLogger(__name__)
 
 try:  # optional CUDA/Triton kernels (GPU machines only; never required)
-    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _fused_chunk_scan
+    from mamba_ssm.ops.triton.ssd_combined import (
+        mamba_chunk_scan_combined as _fused_chunk_scan,
+    )
 except (ImportError, OSError):  # OSError: a broken CUDA extension library
     _fused_chunk_scan = None
 

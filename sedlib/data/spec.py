@@ -1,0 +1,173 @@
+"""Data sources for training and evaluation, opened from one ``--data`` grammar.
+
+:func:`open_source` parses it. Fields are separated by ``:`` (so paths may not contain ``:``);
+required fields come first, optional ones last; a label file precedes its audio folder::
+
+    synth[:N[:SEED]]                  embedded synthetic set (sedlib.data.synth): N clips of the
+                                      split (default 2000 train / 250 validation / 250 eval),
+                                      SynthConfig(synth_seed=SEED), 11 classes
+    DIR  or  folder:DIR               DESED layout as `sedlib synth` writes it: DIR/audio/*,
+                                      DIR/strong.tsv (or only DIR/weak.tsv: weak-only set),
+                                      optional DIR/durations.tsv; classes: synthetic or DESED,
+                                      whichever holds every label
+    desed:STRONG_TSV:AUDIO_DIR[:DURATIONS_TSV]
+                                      real DESED strong labels + audio folder (10 classes)
+    audioset-strong:TSV:AUDIO_DIR[:DURATIONS]
+                                      Google's strong TSV + a folder of Y<ytid>.<audio ext>
+                                      (447 classes, AudioSet protocol: sedlib.data.audioset)
+    audioset-hdf5:FILE.hdf[:STRONG_TSV[:DURATIONS]]
+                                      PaSST-style HDF5; with STRONG_TSV strong (447 classes, the
+                                      TSV's clips present in the file), else weak (527)
+    audioset-weak:FILE.hdf            PaSST-style HDF5, weak labels (527): teacher-only data
+    audioset-weak:WEAK_TSV:AUDIO_DIR  weak TSV (filename, event_labels) + audio folder (527)
+
+``DURATIONS``: a ``filename→duration`` TSV or the reference's ``eval_durations.csv``; clips it
+does not list are measured from their audio headers. A folder named like a kind (``synth``) is
+opened as ``folder:synth`` or ``./synth``.
+
+Items are dicts (default-collatable): ``waveform`` float32 ``(N,)`` at 16 kHz, exactly
+``AudioConfig.clip_samples`` long; ``targets`` float32 ``(K, T)`` (strong sets) or
+``weak_targets`` float32 ``(K,)`` (weak-only sets); ``filename`` (the clip key, also the key of a
+pseudo-label store) and ``index``. Clips longer than 10 s are cut at the native rate before
+resampling, as the reference does: a random crop in the ``train`` split, drawn from
+``SeedSequence(seed, (CROP_SALT, epoch, index))`` (call :func:`set_epoch` on the wrapped data set
+before each epoch, with ``persistent_workers=False``), the first 10 s otherwise; strong labels move
+with the crop. Shorter clips are zero-padded at the end.
+
+Unreadable audio: ``on_error="raise"`` raises :class:`AudioError` naming the file; ``"skip"`` logs
+one warning naming the file and returns the next readable clip (index + 1, + 2, ... wrapping), and
+counts it in ``source.skipped`` (per process: with DataLoader workers each worker counts its own,
+the warnings name every file). Clips listed in a label file without an audio file raise as well,
+or are left out with a warning (``"skip"``, and always for AudioSet, where unavailable YouTube
+videos are the norm); they are listed in ``source.missing``.
+
+Table II (distillation on a teacher-only set): :func:`paired_loader` runs a strong and a weak
+DataLoader of equal batch size in lockstep (Lightning's ``CombinedLoader(mode="min_size")``), so
+every step sees 50 % clips of each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sedlib.config import AudioConfig
+from sedlib.data.files import desed_source, folder_source
+from sedlib.data.labels import (
+    Vocabulary,
+)
+from sedlib.data.sources import ON_ERROR, ClipSource, SynthSource
+from sedlib.data.synth.soundscape import SynthConfig
+from sedlib.errors import SedlibError
+
+SPEC_FORMS = (
+    "synth[:N[:SEED]]",
+    "DIR | folder:DIR",
+    "desed:STRONG_TSV:AUDIO_DIR[:DURATIONS_TSV]",
+    "audioset-strong:TSV:AUDIO_DIR[:DURATIONS]",
+    "audioset-hdf5:FILE.hdf[:STRONG_TSV[:DURATIONS]]",
+    "audioset-weak:FILE.hdf | audioset-weak:WEAK_TSV:AUDIO_DIR",
+)
+
+
+#: kind -> (fewest, most) fields after the kind
+_KINDS = {"synth": (0, 2), "folder": (1, 1), "desed": (2, 3), "audioset-strong": (2, 3),
+          "audioset-hdf5": (1, 3), "audioset-weak": (1, 2)}
+
+
+class DataSpecError(SedlibError, ValueError):
+    """A ``--data`` string does not follow the grammar; the message lists the accepted forms."""
+
+
+def _spec_error(spec: str, why: str) -> DataSpecError:
+    forms = "\n  ".join(SPEC_FORMS)
+    return DataSpecError(f"bad data spec {spec!r}: {why}; accepted forms:\n  {forms}")
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``"kind:field:..."`` -> ``(kind, fields)``, counts checked; a bare existing directory is
+    ``("folder", [dir])``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise _spec_error(str(spec), "empty")
+    kind, sep, rest = spec.partition(":")
+    if kind not in _KINDS:
+        if not sep and Path(spec).is_dir():
+            return "folder", [spec]
+        raise _spec_error(spec, f"{kind!r} is neither a known kind ({', '.join(_KINDS)}) nor an "
+                                "existing directory")
+    fields = rest.split(":") if sep else []
+    low, high = _KINDS[kind]
+    if not low <= len(fields) <= high or any(not f for f in fields):
+        raise _spec_error(spec, f"{kind} takes {low} to {high} non-empty ':'-separated fields, "
+                                f"got {len(fields)}")
+    return kind, fields
+
+
+def _int_field(spec: str, text: str, what: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _spec_error(spec, f"{what} must be an integer, got {text!r}") from None
+    if value < low:
+        raise _spec_error(spec, f"{what} must be >= {low}, got {value}")
+    return value
+
+
+def _existing(spec: str, text: str, what: str, folder: bool) -> Path:
+    path = Path(text)
+    if folder and not path.is_dir():
+        hint = " (a file: are the fields in the order of the grammar?)" if path.is_file() else ""
+        raise _spec_error(spec, f"{what} {text!r} is not a directory{hint}")
+    if not folder and not path.is_file():
+        hint = " (a directory: are the fields in the order of the grammar?)" if path.is_dir() \
+            else ""
+        raise _spec_error(spec, f"{what} {text!r} is not a file{hint}")
+    return path
+
+
+def open_source(spec: str, *, split: str = "train", audio_config: AudioConfig | None = None,
+                vocab: Vocabulary | None = None, on_error: str = "raise",
+                length: int | None = None, seed: int = 0) -> ClipSource:
+    """Open the data source a ``--data`` string names (grammar: module docstring).
+
+    ``split``: ``train`` (random crops; for ``synth`` also the clip stream) or ``validation`` /
+    ``eval`` (first 10 s). ``vocab``: classes to encode (default: the source's own).
+    ``length``: use only the first ``length`` clips (for ``synth``: the clip count, which
+    ``synth:N`` may give instead). ``seed``: the crop seed. Raises :class:`DataSpecError` for a bad spec.
+    """
+    kind, fields = parse_spec(spec)
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    common = dict(split=split, audio_config=audio_config, on_error=on_error, seed=seed)
+    if kind == "synth":
+        n = _int_field(spec, fields[0], "N (clips)", 1) if fields else length
+        if fields and length is not None and length != n:
+            raise _spec_error(spec, f"it asks for {n} clips but length={length} was given")
+        synth_seed = _int_field(spec, fields[1], "SEED", 0) if len(fields) > 1 else 0
+        # clips are generated at the length the model trains on (AudioConfig.clip_seconds)
+        seconds = audio_config.clip_seconds if audio_config is not None else 10.0
+        return SynthSource(length=n, vocab=vocab, **common,
+                           synth_config=SynthConfig(synth_seed=synth_seed, synth_clip_seconds=seconds))
+    common.update(vocab=vocab, length=length)
+    if kind == "folder":
+        return folder_source(_existing(spec, fields[0], "DIR", True), **common)
+    if kind == "desed":
+        durations = _existing(spec, fields[2], "DURATIONS_TSV", False) if len(fields) > 2 else None
+        return desed_source(_existing(spec, fields[0], "STRONG_TSV", False),
+                            _existing(spec, fields[1], "AUDIO_DIR", True), durations, **common)
+    from sedlib.data import audioset  # deferred: it builds on this module
+
+    if kind == "audioset-strong":
+        durations = _existing(spec, fields[2], "DURATIONS", False) if len(fields) > 2 else None
+        return audioset.audioset_strong_source(_existing(spec, fields[0], "TSV", False),
+                                               _existing(spec, fields[1], "AUDIO_DIR", True),
+                                               durations, **common)
+    if kind == "audioset-hdf5":
+        hdf = _existing(spec, fields[0], "FILE.hdf", False)
+        tsv = _existing(spec, fields[1], "STRONG_TSV", False) if len(fields) > 1 else None
+        durations = _existing(spec, fields[2], "DURATIONS", False) if len(fields) > 2 else None
+        return audioset.AudioSetHDF5Source(hdf, tsv, durations_file=durations, **common)
+    # audioset-weak
+    if len(fields) == 1:
+        return audioset.AudioSetHDF5Source(_existing(spec, fields[0], "FILE.hdf", False), **common)
+    return audioset.audioset_weak_source(_existing(spec, fields[0], "WEAK_TSV", False),
+                                         _existing(spec, fields[1], "AUDIO_DIR", True), **common)

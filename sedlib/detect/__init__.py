@@ -1,0 +1,16 @@
+"""Detection: any-length audio -> frame scores (10 s windows) -> events -> DCASE TSV, Audacity
+labels or JSON.
+
+- :mod:`~sedlib.detect.detector`: ``Detector``, ``detect``, ``detect_files``, model loading.
+
+May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.audio``, ``sedlib.data``,
+``sedlib.models``, ``sedlib.registry``, ``sedlib.evaluate``.
+"""
+
+from sedlib._exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    name: ".detector" for name in (
+        "Detector", "detect", "detect_files", "load_detector_model", "format_events",
+        "write_events", "resolve_vocabulary", "checkpoint_metadata")
+})

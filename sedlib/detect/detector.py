@@ -1,0 +1,329 @@
+"""Detection on recordings of any length: audio -> 40 ms frame scores -> events.
+
+Audio is streamed in 10 s windows (:func:`sedlib.audio.iter_windows`; any sample rate, channel
+count and soundfile-readable format), each window goes through the mel frontend and the model,
+and the sigmoid strong outputs are placed on the file's 40 ms frame grid. With overlapping
+windows (``hop_seconds`` < 10) frames seen by several windows are averaged. Post-processing is
+the reference's: median filter over time, then ``score > threshold`` (SPEC 8), then runs of
+active frames become events (:func:`sedlib.data.labels.decode_frames`), clipped to the file's
+duration. Only the frame scores of a file are kept in memory, never its whole feature matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from sedlib.audio.frontend import MelFrontend
+from sedlib.audio.io import audio_duration, iter_windows
+from sedlib.config import AudioConfig
+from sedlib.data.labels import Event, Vocabulary
+from sedlib.errors import SedlibError
+from sedlib.evaluate.postprocess import FrameScores, scores_to_events
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("tsv", "audacity", "json")
+
+
+class Detector:
+    """A model plus its frontend and class names, ready to score files.
+
+    ``model(mel)`` must return ``(strong (B, K, T/4), weak (B, K))`` logits for log-mel
+    ``(B, 1, 128, T)`` (every :func:`sedlib.create_model` model does).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        vocab: Vocabulary,
+        *,
+        audio_config: AudioConfig | None = None,
+        window_seconds: float = 10.0,
+        hop_seconds: float | None = None,
+        batch_size: int = 8,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.audio_config = audio_config or AudioConfig()
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.eval().to(self.device)
+        self.frontend = MelFrontend(self.audio_config).eval().to(self.device)
+        self.vocab = vocab
+        self.window_seconds = float(window_seconds)
+        self.hop_seconds = float(hop_seconds) if hop_seconds is not None else self.window_seconds
+        frame = self.audio_config.frame_seconds
+        hop_frames = self.hop_seconds / frame
+        if not 0 < self.hop_seconds <= self.window_seconds or abs(hop_frames - round(hop_frames)) > 1e-6:
+            raise SedlibError(
+                f"hop_seconds must be in (0, window_seconds={self.window_seconds}] and a multiple "
+                f"of the {frame:.2f} s frame, got {self.hop_seconds}"
+            )
+        if batch_size < 1:
+            raise SedlibError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def _score_batch(self, windows: list[np.ndarray]) -> np.ndarray:
+        wave = torch.from_numpy(np.stack(windows)).to(self.device)  # (B, N)
+        mel = self.frontend(wave)  # (B, 1, 128, T)
+        strong, _ = self.model(mel)  # (B, K, T/4)
+        if strong.shape[1] != len(self.vocab):
+            raise SedlibError(
+                f"model outputs {strong.shape[1]} classes but the vocabulary "
+                f"{self.vocab.name!r} has {len(self.vocab)}"
+            )
+        return torch.sigmoid(strong.float()).cpu().numpy()  # (B, K, T/4)
+
+    def frame_scores(self, path: str | os.PathLike) -> FrameScores:
+        """Score one file: sigmoid outputs ``(K, ceil(duration / 0.04))``."""
+        path = Path(path)
+        frame = self.audio_config.frame_seconds
+        duration = audio_duration(path)
+        total = max(1, math.ceil(round(duration / frame, 6)))
+        k = len(self.vocab)
+        acc = np.zeros((k, total), dtype=np.float64)  # (K, T_file)
+        count = np.zeros(total, dtype=np.int32)
+
+        def flush(starts: list[float], windows: list[np.ndarray]) -> None:
+            scores = self._score_batch(windows)  # (B, K, T_win)
+            for start, s in zip(starts, scores):
+                first = int(round(start / frame))
+                n = min(s.shape[1], total - first)
+                if n > 0:
+                    acc[:, first:first + n] += s[:, :n]
+                    count[first:first + n] += 1
+
+        starts: list[float] = []
+        windows: list[np.ndarray] = []
+        for start, window in iter_windows(path, self.window_seconds, self.hop_seconds,
+                                          self.audio_config.sample_rate):
+            starts.append(start)
+            windows.append(window)
+            if len(windows) == self.batch_size:
+                flush(starts, windows)
+                starts, windows = [], []
+        if windows:
+            flush(starts, windows)
+        scores = (acc / np.maximum(count, 1)).astype(np.float32)
+        return FrameScores(path.name, scores, duration, frame, self.vocab.names)
+
+    def detect_file(self, path: str | os.PathLike, threshold: float = 0.5,
+                    median_filter: int = 9) -> tuple[list[Event], FrameScores]:
+        scores = self.frame_scores(path)
+        return scores_to_events(scores, threshold, median_filter), scores
+
+
+# --- outputs --------------------------------------------------------------------------------------
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def format_events(events: Sequence[Event], fmt: str) -> str:
+    """Events as DCASE TSV (``filename onset offset event_label``), an Audacity label track
+    (``onset<TAB>offset<TAB>label``, one file's events) or JSON (a list of objects)."""
+    if fmt == "tsv":
+        rows = ["filename\tonset\toffset\tevent_label"]
+        rows += [f"{e.filename}\t{e.onset:.3f}\t{e.offset:.3f}\t{e.label}" for e in events]
+        return "\n".join(rows) + "\n"
+    if fmt == "audacity":
+        return "".join(f"{e.onset:.6f}\t{e.offset:.6f}\t{e.label}\n" for e in events)
+    if fmt == "json":
+        return json.dumps([{"filename": e.filename, "onset": e.onset, "offset": e.offset,
+                            "event_label": e.label} for e in events], indent=1) + "\n"
+    raise SedlibError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def write_events(events: Sequence[Event], path: str | os.PathLike, fmt: str) -> Path:
+    """Write events atomically (temp file + rename) in one of :data:`FORMATS`."""
+    path = Path(path)
+    _atomic_write_text(path, format_events(events, fmt))
+    return path
+
+
+@dataclass
+class DetectionResult:
+    events: dict[str, list[Event]]
+    failures: dict[str, str]
+
+
+def detect_files(
+    detector: Detector,
+    paths: Iterable[str | os.PathLike],
+    *,
+    threshold: float = 0.5,
+    median_filter: int = 9,
+    on_scores: Callable[[FrameScores], None] | None = None,
+    progress: bool = True,
+) -> DetectionResult:
+    """Run ``detector`` over files; a file that fails is recorded by name and the rest go on."""
+    from tqdm.auto import tqdm
+
+    paths = [Path(p) for p in paths]
+    names = [p.name for p in paths]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SedlibError(f"several input files share a name (outputs are keyed by name): {dup[:5]}")
+    result = DetectionResult({}, {})
+    for path in tqdm(paths, desc="detect", unit="file", disable=not progress):
+        try:
+            events, scores = detector.detect_file(path, threshold, median_filter)
+        except SedlibError as err:
+            log.error("%s", err)
+            result.failures[path.name] = str(err)
+            continue
+        result.events[path.name] = events
+        if on_scores is not None:
+            on_scores(scores)
+    return result
+
+
+def resolve_vocabulary(spec: str | None, num_classes: int) -> Vocabulary:
+    """Class names for a model's outputs: ``audioset`` (447), ``synth``, ``desed``, a text file
+    with one name per line, or None to pick by class count (447 -> AudioSet Strong)."""
+    from sedlib.data import labels
+
+    named: dict[str, Callable[[], Vocabulary]] = {
+        "audioset": labels.audioset_strong_classes,
+        "desed": labels.desed_classes,
+    }
+    try:
+        from sedlib.data.synth.soundscape import synth_vocabulary
+
+        named["synth"] = synth_vocabulary
+    except ImportError:  # pragma: no cover - synth is part of the package
+        pass
+    if spec is None:
+        matches = [f() for f in named.values() if len(f()) == num_classes]
+        if len(matches) != 1:
+            raise SedlibError(
+                f"cannot tell the class names of a {num_classes}-class model; pass --classes "
+                f"({', '.join(named)} or a file with one class name per line)"
+            )
+        vocab = matches[0]
+    elif spec in named:
+        vocab = named[spec]()
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise SedlibError(f"--classes: {spec!r} is neither one of {sorted(named)} nor a file")
+        vocab = Vocabulary([ln.strip() for ln in path.read_text().splitlines() if ln.strip()], path.name)
+    if len(vocab) != num_classes:
+        raise SedlibError(f"vocabulary {vocab.name!r} has {len(vocab)} classes, the model {num_classes}")
+    return vocab
+
+
+def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file (sedlib training writes ``model`` and
+    ``classes`` (a JSON list)); empty for other files."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_detector_model(
+    name: str | None, checkpoint: str | os.PathLike | None, classes: str | None = None
+) -> tuple[nn.Module, Vocabulary]:
+    """Build the model for detection with its class names.
+
+    Without ``checkpoint`` the model's released AudioSet Strong weights are used (downloaded on
+    first use). The class count comes from the checkpoint's head; the class names from
+    ``classes``, else the checkpoint's metadata, else the class count (447 -> AudioSet).
+    """
+    from sedlib.models.adapters import ADAPTERS, detect_format
+    from sedlib.models.checkpoints import load_into, load_state_dict
+    from sedlib.models.download import download
+    from sedlib.models.releases import get_release, model_to_release
+    from sedlib.registry import create_model
+
+    if checkpoint is None:
+        if name is None:
+            raise SedlibError("give a model name or a checkpoint")
+        try:
+            checkpoint = model_to_release(name)
+        except ValueError as err:
+            raise SedlibError(f"no released checkpoint for {name!r} ({err}); pass --checkpoint") from None
+    path = Path(checkpoint)
+    if path.is_file():
+        fmt = None
+    else:
+        try:
+            release = get_release(str(checkpoint))
+        except ValueError:
+            raise SedlibError(f"checkpoint {checkpoint!s} is neither a file nor a release name") from None
+        fmt, path = release.format, download(release.name)
+        name = name or release.model
+    meta = checkpoint_metadata(path)
+    name = meta.get("model") or name
+    if name is None:
+        raise SedlibError(f"{path}: the checkpoint does not name its model; pass --model")
+    sd = load_state_dict(path)
+    sd, _ = ADAPTERS[fmt or detect_format(sd)](sd)
+    head = sd.get("strong_head.weight")
+    num_classes = int(head.shape[0]) if head is not None else 447
+    model = create_model(name, num_classes=num_classes)
+    load_into(model, sd, strict=True)
+    if classes is None and "classes" in meta:
+        vocab = Vocabulary(json.loads(meta["classes"]), path.name)
+        if len(vocab) != num_classes:
+            raise SedlibError(f"{path}: metadata names {len(vocab)} classes, the head has {num_classes}")
+    else:
+        vocab = resolve_vocabulary(classes, num_classes)
+    return model.eval(), vocab
+
+
+def detect(
+    audio: str | os.PathLike | Sequence[str | os.PathLike],
+    model: str | nn.Module = "fmn10+TF:256",
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    classes: str | Vocabulary | None = None,
+    threshold: float = 0.5,
+    median_filter: int = 9,
+    hop_seconds: float | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    progress: bool = False,
+) -> dict[str, list[Event]]:
+    """Python entry point: events per file name. Raises on the first failing file."""
+    if isinstance(model, str):
+        model, vocab = load_detector_model(model, checkpoint, None if isinstance(classes, Vocabulary) else classes)
+    else:
+        vocab = resolve_vocabulary(None if isinstance(classes, Vocabulary) else classes,
+                                   model.strong_head.out_features)
+    if isinstance(classes, Vocabulary):
+        vocab = classes
+    detector = Detector(model, vocab, hop_seconds=hop_seconds, batch_size=batch_size,
+                        device=device or "cpu")
+    paths = [audio] if isinstance(audio, (str, os.PathLike)) else list(audio)
+    result = detect_files(detector, paths, threshold=threshold, median_filter=median_filter,
+                          progress=progress)
+    if result.failures:
+        name, why = next(iter(result.failures.items()))
+        raise SedlibError(f"{name}: {why}")
+    return result.events
+
+
+def iter_events(result: DetectionResult) -> Iterator[Event]:
+    for events in result.events.values():
+        yield from events

@@ -1,0 +1,185 @@
+"""Run-once-and-reuse for study experiments: each result is stored under the cache folder by
+its experiment key, with a lock so two processes never train the same run twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from sedlib.config import AudioConfig
+from sedlib.errors import SedlibError
+from sedlib.models.names import parse_name
+from sedlib.study.config import StudyConfig
+from sedlib.study.experiments import (
+    CACHE_VERSION,
+    NOTEBOOK_ENV,
+    PROFILES,
+    RESULT,
+    RESULTS_LOG_ENV,
+    RUN,
+    Experiment,
+    ExperimentResult,
+    make_experiment,
+    pretraining_experiment,
+)
+from sedlib.study.training import train_and_evaluate
+from sedlib.train.config import DistillConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _profile(model: str, num_classes: int, cache_dir: Path, *, device: str, batch_size: int,
+             repeats: int, warmup: int, dtype: str) -> dict[str, Any]:
+    """Params, MACs (sedlib's counter, one 10 s clip) and throughput, cached per settings."""
+    import torch
+
+    from sedlib.train import runs
+    from sedlib.complexity.profile import profile_model
+
+    ident = {"model": model, "num_classes": num_classes, "device": device, "batch": batch_size,
+             "repeats": repeats, "warmup": warmup, "dtype": dtype,
+             "threads": torch.get_num_threads(),
+             "version": CACHE_VERSION}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir / PROFILES / f"{re.sub(r'[^A-Za-z0-9]+', '_', model)}-{digest}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    prof = profile_model(model, num_classes=num_classes, device=device, dtype=dtype,
+                         batch_size=batch_size, repeats=repeats, warmup=warmup, deepspeed=False)
+    out = {**prof.to_dict(), "num_classes": num_classes}
+    runs.write_json(path, out)
+    return out
+
+
+def _log_record(result: ExperimentResult, name: str | None = None) -> None:
+    """Append ``result``'s record to the study's results log (when ``sedlib study`` set one);
+    ``name`` replaces the model name (e.g. for a variant that is not a registry model)."""
+    path = os.environ.get(RESULTS_LOG_ENV)
+    if not path:
+        return
+    row = {**result.record, "notebook": os.environ.get(NOTEBOOK_ENV)}
+    if name is not None:
+        row["name"] = name
+    line = json.dumps(row) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:  # one short write: atomic under O_APPEND
+        fh.write(line)
+
+
+def load_result(exp: Experiment, cache_dir: str | os.PathLike = "runs/cache"
+                ) -> ExperimentResult | None:
+    """The cached result of ``exp``, or None when it has not run."""
+    folder = Path(cache_dir) / exp.key
+    path = folder / RESULT
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if d.get("fingerprint") != exp.fingerprint:
+        raise SedlibError(f"{path}: the stored run's configuration differs from the requested one "
+                          f"(same key {exp.key}); delete the folder")
+    return ExperimentResult(exp, exp.key, d["metrics"], d["profile"], folder / RUN,
+                            folder / RUN / d["weights"], True, d["train_seconds"],
+                            d["eval_seconds"])
+
+
+def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cache",
+                   device: str = "cpu", progress: bool = True, throughput_batch_size: int = 8,
+                   throughput_repeats: int = 3, throughput_warmup: int = 1,
+                   throughput_dtype: str | None = None,
+                   num_threads: int | None = None) -> ExperimentResult:
+    """Train and evaluate ``exp`` unless ``<cache_dir>/<key>/result.json`` exists (then return
+    it, ``cached=True``). Throughput is measured on ``device`` with 10 s clips at
+    ``throughput_batch_size`` (median of ``throughput_repeats`` batches) in ``throughput_dtype``
+    (None: fp16 on CUDA as the paper, fp32 on CPU). ``num_threads``: torch
+    CPU threads while this runs (restored after; None: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        result = _run(exp, Path(cache_dir), device=device, progress=progress,
+                      profile=dict(batch_size=throughput_batch_size, repeats=throughput_repeats,
+                                   warmup=throughput_warmup, dtype=throughput_dtype or (
+                                       "fp16" if str(device).startswith("cuda") else "fp32")))
+    finally:
+        torch.set_num_threads(before)
+    _log_record(result)
+    return result
+
+
+def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
+         profile: dict[str, int]) -> ExperimentResult:
+    from sedlib.train import runs
+
+    key = exp.key
+    folder = cache / key
+    result = load_result(exp, cache)
+    if result is None:
+        with _locked(cache / f".{key}.lock"):
+            result = load_result(exp, cache)  # another process may have finished it
+            if result is None:
+                log.info("training %s (%s)", exp.model, key)
+                run, metrics, train_s, eval_s, k = train_and_evaluate(
+                    exp, folder, device=device, progress=progress)
+                prof = _profile(exp.model, k, cache, device=device, **profile)
+                result = ExperimentResult(exp, key, metrics, prof, folder / RUN, Path(run.weights),
+                                          False, train_s, eval_s)
+                runs.write_json(folder / RESULT, result.to_dict())
+    return result
+
+
+def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
+               distill: DistillConfig | None = None, audio: AudioConfig | None = None,
+               **changes: Any) -> list[ExperimentResult]:
+    """Train (or fetch from the cache) and evaluate each model under a notebook's configs.
+
+    ``study.pretrain_steps`` > 0: each distinct backbone first trains alone for that many steps
+    (one cached run per backbone, shared by every notebook), and every model then starts from its
+    weights (backbone transfer, :func:`sedlib.models.checkpoints.load_into`) for ``study.steps`` more
+    steps -- with ``train.freeze_backbone`` only the sequence model and heads train, so the models
+    of one backbone differ only in what sits on top of the same features.
+    """
+    exps = [make_experiment(m, study, train, distill, audio, **changes) for m in models]
+    if study.pretrain_steps:
+        bases: dict[str, Experiment] = {}
+        for exp in exps:
+            bases.setdefault(parse_name(exp.model).backbone,
+                             pretraining_experiment(exp, study.pretrain_steps))
+        weights = {b: str(r.weights) for b, r in zip(bases, run_experiments(
+            list(bases.values()), **study.run_kwargs))}
+        exps = [replace(e, init=weights[parse_name(e.model).backbone]) for e in exps]
+    return run_experiments(exps, **study.run_kwargs)
+
+
+def run_experiments(experiments: list[Experiment], **kwargs: Any) -> list[ExperimentResult]:
+    """:func:`run_experiment` for each (options as there), with a progress bar over runs."""
+    from tqdm.auto import tqdm
+
+    out = []
+    bar = tqdm(experiments, desc="experiments", unit="run", disable=not kwargs.get("progress", True))
+    for exp in bar:
+        bar.set_postfix_str(exp.model)
+        out.append(run_experiment(exp, **kwargs))
+    return out

@@ -1,0 +1,92 @@
+"""Helpers the notebooks call: paths against the project root, creating the run and figure
+folders, tables and figures of results, saving outputs (HTML + PNG + markdown).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sedlib.study.config import RUNNER_PARAMETERS, StudyConfig
+from sedlib.study.experiments import ExperimentResult
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute against the working directory, or against the project root when
+    a notebook runs from ``notebooks/`` (JupyterLab's default working directory)."""
+    root = Path.cwd()
+    if root.name == "notebooks" and (root.parent / "sedlib").is_dir():
+        root = root.parent
+    return (root / path).resolve()
+
+
+def prepare(study: StudyConfig) -> StudyConfig:
+    """Make a notebook's paths absolute (:func:`project_path`) and create the run and figure
+    folders."""
+    paths = {name: str(project_path(getattr(study, name))) for name in RUNNER_PARAMETERS}
+    study = replace(study, **paths)
+    Path(study.run_dir).mkdir(parents=True, exist_ok=True)
+    Path(study.figures_dir).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return study
+
+
+def results_frame(results: Iterable[ExperimentResult]):
+    """A pandas DataFrame of result records (name, psds1, psds1_macro, params, macs, ...)."""
+    import pandas as pd
+
+    return pd.DataFrame([r.record for r in results])
+
+
+def comparison_figure(records: Any, *, metrics: Sequence[str] = ("params", "macs", "throughput"),
+                      y: str = "psds1_macro", title: str = "", group=None):
+    """Figure-1/2-style panels (one per complexity metric, shared y, one line per sequence-model
+    family, Pareto front dashed) for any set of model names. ``y`` defaults to the macro PSDS1,
+    the number the paper reports."""
+    from plotly.subplots import make_subplots
+
+    from sedlib.study.plots import METRICS, _add_panel, _records, family
+
+    rows = _records(records)
+    metrics = [m for m in metrics if any(r.get(m) is not None for r in rows)]
+    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.04)
+    for col, metric in enumerate(metrics, start=1):
+        _add_panel(fig, rows, metric, y, group or family, "name", True, 1, col, col == 1)
+        fig.update_xaxes(type="log", title=METRICS.get(metric, (metric,))[0], row=1, col=col)
+    fig.update_yaxes(title={"psds1_macro": "PSDS1 (macro, %)", "psds1": "PSDS1 (alpha_st 1, %)"}
+                     .get(y, y), row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white", width=430 * len(metrics), height=460,
+                      legend_title="sequence model")
+    return fig
+
+
+def save_outputs(study: StudyConfig, name: str, *, figure=None, table=None) -> dict[str, Path]:
+    """Write ``figure`` to ``<figures_dir>/<name>.html`` (+ ``.png`` if ``study.png``) and
+    ``table`` (DataFrame) to ``<run_dir>/<name>.csv`` and ``.md``, and the ``.md`` also to
+    ``<figures_dir>`` (the tables of the study beside its figures)."""
+    from sedlib.train import runs
+    from sedlib.study.plots import save_figure
+
+    out: dict[str, Path] = {}
+    if figure is not None:
+        out.update(save_figure(figure, Path(study.figures_dir) / name, png=study.png))
+    if table is not None:
+        base = Path(study.run_dir) / name
+        out["csv"] = runs.atomic_write(base.with_suffix(".csv"), lambda t: table.to_csv(t, index=False))
+        text = markdown_table(table)
+        out["md"] = runs.atomic_write(base.with_suffix(".md"), lambda t: t.write_text(text))
+        out["figures_md"] = runs.atomic_write(Path(study.figures_dir) / f"{name}.md",
+                                              lambda t: t.write_text(text))
+    return out
+
+
+def markdown_table(table) -> str:
+    """A DataFrame as a GitHub markdown table (floats with 4 significant digits)."""
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"

@@ -1,0 +1,263 @@
+"""The study: numbered notebooks executed in order by papermill, with parameter profiles.
+
+Profiles are ``notebooks/<name>.yaml``::
+
+    description: one paragraph
+    common:                     # injected into every notebook that declares the name
+      train_preset: quick
+      clip_seconds: 4.0
+    notebooks:
+      02_sequence_models:       # one section per notebook (file stem); overrides common
+        seq_dims: [56, 112]
+
+Every name must be a parameter name (:func:`sedlib.study.config.parameter_names`). ``common``
+goes to every notebook (a notebook picks it up through
+:func:`sedlib.study.config.parameters_from` even if its parameters cell does not list it); a name
+under ``notebooks.<stem>`` must be declared in that notebook's ``parameters`` cell. The runner
+adds ``run_dir`` (``<out>/<stem>``), ``figures_dir`` and ``cache_dir`` (absolute paths).
+
+:func:`run_study` executes each notebook into ``<out>/<stem>.ipynb`` (never in place), goes on
+past a failing one, and writes ``results.md`` (every model trained: PSDS1, PSDS1 macro, params,
+MACs, throughput) beside the figures and into ``<out>``. Notebook-side helpers (tables, figures,
+the run's summary text) live here too, so notebooks hold no logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sedlib.config import PROJECT_ROOT
+from sedlib.errors import SedlibError
+from sedlib.study.config import RUNNER_PARAMETERS, parameter_names
+from sedlib.study.experiments import NOTEBOOK_ENV, RESULTS_LOG_ENV
+from sedlib.study.results import read_results_log, summary_markdown
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+PROFILES = ("smoke", "quick", "paper")
+RESULTS_LOG = "results.jsonl"
+SUMMARY = "results.md"
+KERNEL = "python3"
+#: The kernels' own log: only critical messages, so the terminal of ``sedlib study`` shows the
+#: study's progress and not ipykernel's notices (e.g. a "KeyboardInterrupt caught" ERROR line at
+#: every notebook's shutdown). Errors inside a notebook still reach the report.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=CRITICAL",)
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+def notebooks(folder: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (``NN_topic.ipynb``), in order."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_profile(profile: str | os.PathLike, folder: str | os.PathLike = NOTEBOOKS_DIR
+                 ) -> dict[str, Any]:
+    """A profile by name (``quick`` -> ``notebooks/quick.yaml``) or path, its names checked."""
+    import yaml
+
+    path = Path(profile)
+    if not path.suffix:
+        path = Path(folder) / f"{profile}.yaml"
+    if not path.is_file():
+        raise SedlibError(f"no profile {path} (profiles: {', '.join(PROFILES)} or a YAML path)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    extra = set(data) - {"description", "common", "notebooks"}
+    if extra:
+        raise SedlibError(f"{path}: unknown top-level keys {sorted(extra)}; expected description, "
+                          f"common, notebooks")
+    known = parameter_names()
+    sections = {"common": data.get("common") or {},
+                **{f"notebooks.{k}": v or {} for k, v in (data.get("notebooks") or {}).items()}}
+    for where, params in sections.items():
+        bad = sorted(set(params) - set(known))
+        if bad:
+            raise SedlibError(f"{path}: {where}: unknown parameter(s) {bad} (not a field of "
+                              f"StudyConfig/TrainConfig/DistillConfig/AudioConfig nor a "
+                              f"notebook-only name)")
+    return {"path": path, "description": data.get("description", ""),
+            "common": dict(sections["common"]),
+            "notebooks": {k: dict(v or {}) for k, v in (data.get("notebooks") or {}).items()}}
+
+
+def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """Names and default values of a notebook's ``parameters`` cell (literals only)."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise SedlibError(f"{notebook}: expected one cell tagged 'parameters', found {len(cells)}")
+    out = {}
+    for node in ast.parse(cells[0].source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            raise SedlibError(f"{notebook}: the parameters cell may only hold `name = literal` "
+                              f"lines (line {node.lineno})")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise SedlibError(f"{notebook}: parameter {node.targets[0].id} (line {node.lineno}) "
+                              f"is not a literal") from None
+    return out
+
+
+def notebook_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike,
+                        runner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What to inject into ``notebook``: common, then its own section, then ``runner``; a name
+    in its own section that the notebook does not declare raises (a typo or a stale profile)."""
+    stem = Path(notebook).stem
+    declared = declared_parameters(notebook)
+    own = profile["notebooks"].get(stem, {})
+    missing = sorted(set(own) - set(declared))
+    if missing:
+        raise SedlibError(f"{profile['path']}: notebooks.{stem} sets {missing}, which "
+                          f"{Path(notebook).name} does not declare in its parameters cell")
+    return {**profile["common"], **own, **(runner or {})}
+
+
+class _QuietCommon(logging.Filter):
+    """Drop papermill's "Passed unknown parameter" warning for ``common`` names (by design)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__()
+        self.names = set(names)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        prefix = "Passed unknown parameter: "
+        return not (msg.startswith(prefix) and msg[len(prefix):] in self.names)
+
+
+# --- running -------------------------------------------------------------------------------------
+
+def kernel_interpreter(kernel: str = KERNEL) -> str:
+    """The Python the Jupyter kernel ``kernel`` will run (jupyter_client substitutes this
+    interpreter for a bare ``python``)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(kernel).argv
+    exe = argv[0]
+    if exe in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]):
+        return sys.executable
+    return exe
+
+
+@dataclass
+class StudyReport:
+    out: Path
+    figures: Path
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # stem -> error line
+    seconds: dict[str, float] = field(default_factory=dict)
+    summary: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def select(paths: Sequence[Path], only: Iterable[str] | None) -> list[Path]:
+    """Notebooks whose stem starts with one of ``only`` (``["02", "03"]``; full stems too)."""
+    if not only:
+        return list(paths)
+    only = [o.strip() for o in only if o.strip()]
+    chosen = [p for p in paths if any(p.stem == o or p.stem.split("_")[0] == o for o in only)]
+    unknown = [o for o in only if not any(p.stem == o or p.stem.split("_")[0] == o for p in paths)]
+    if unknown:
+        raise SedlibError(f"--only {','.join(unknown)}: no such notebook; have "
+                          f"{', '.join(p.stem for p in paths)}")
+    return chosen
+
+
+def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | None = None,
+              out: str | os.PathLike | None = None, figures: str | os.PathLike = "figures",
+              cache_dir: str | os.PathLike = "runs/cache",
+              folder: str | os.PathLike = NOTEBOOKS_DIR, progress: bool = True,
+              echo=print) -> StudyReport:
+    """Execute the (selected) notebooks in order with a profile's parameters (see the module
+    docstring). A failing notebook is recorded and the next one runs."""
+    import papermill as pm
+
+    prof = load_profile(profile, folder)
+    paths = select(notebooks(folder), only)
+    if not paths:
+        raise SedlibError(f"no notebooks in {folder}")
+    interpreter = kernel_interpreter()
+    if Path(interpreter).resolve() != Path(sys.executable).resolve():
+        raise SedlibError(f"the Jupyter kernel {KERNEL!r} runs {interpreter}, not this "
+                          f"interpreter ({sys.executable}); run sedlib from the venv whose "
+                          f"kernel you want, or remove the foreign kernelspec")
+    name = Path(prof["path"]).stem
+    out = Path(out or f"runs/study-{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    figures, cache = Path(figures).resolve(), Path(cache_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    report = StudyReport(out, figures)
+    log_path = out / RESULTS_LOG
+    log_path.unlink(missing_ok=True)
+    env_before = {k: os.environ.get(k) for k in (RESULTS_LOG_ENV, NOTEBOOK_ENV)}
+    os.environ[RESULTS_LOG_ENV] = str(log_path)  # the kernels inherit it
+    t_start = time.perf_counter()
+    quiet = _QuietCommon([*prof["common"], *RUNNER_PARAMETERS])
+    logging.getLogger("papermill").addFilter(quiet)
+    try:
+        for i, nb in enumerate(paths, 1):
+            stem = nb.stem
+            os.environ[NOTEBOOK_ENV] = stem
+            runner = {"run_dir": str(out / stem), "figures_dir": str(figures),
+                      "cache_dir": str(cache)}
+            echo(f"[{i}/{len(paths)}] {stem} ({name} profile) -> {out / nb.name}")
+            t0 = time.perf_counter()
+            try:
+                params = notebook_parameters(prof, nb, runner)
+                pm.execute_notebook(str(nb), str(out / nb.name), parameters=params,
+                                    kernel_name=KERNEL, progress_bar=progress, cwd=os.getcwd(),
+                                    extra_arguments=list(KERNEL_ARGUMENTS))
+                report.done.append(stem)
+                status = "done"
+            except Exception as err:  # noqa: BLE001 -- one notebook failing must not stop the study
+                report.failed[stem] = _error_line(err)
+                status = f"FAILED ({report.failed[stem]})"
+            report.seconds[stem] = time.perf_counter() - t0
+            echo(f"[{i}/{len(paths)}] {stem}: {status} in {_fmt_time(report.seconds[stem])} "
+                 f"(study elapsed {_fmt_time(time.perf_counter() - t_start)})")
+    finally:
+        logging.getLogger("papermill").removeFilter(quiet)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    rows = read_results_log(log_path)
+    text = summary_markdown(rows, title=f"Study results ({name} profile, {time.strftime('%Y-%m-%d %H:%M')})",
+                            failed=report.failed)
+    from sedlib.train import runs
+
+    runs.atomic_write(out / SUMMARY, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    report.summary = runs.atomic_write(figures / SUMMARY,
+                                       lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    runs.write_json(out / "study.json", {"profile": str(prof["path"]), "done": report.done,
+                                         "failed": report.failed, "seconds": report.seconds})
+    return report
+
+
+def _error_line(err: Exception) -> str:
+    """One line naming a notebook's failure: the cell's exception type and first message line."""
+    name = getattr(err, "ename", None) or type(err).__name__  # PapermillExecutionError: the cell's
+    text = str(getattr(err, "evalue", None) or err).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{name}: {first}"[:300]
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"

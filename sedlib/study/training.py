@@ -1,0 +1,105 @@
+"""What one study experiment does: open its data, train (from its backbone init), recalibrate
+BatchNorm, evaluate PSDS on the eval split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from sedlib.config import AudioConfig
+from sedlib.study.experiments import RUN, Experiment
+
+log = logging.getLogger(__name__)
+
+
+def open_data(spec: str, split: str, audio: AudioConfig):
+    """The data source for ``spec`` (:func:`sedlib.data.spec.open_source`); ``synth`` specs
+    make clips of ``audio.clip_seconds`` (the length the model trains on)."""
+    from sedlib.data.spec import open_source
+
+    return open_source(spec, split=split, audio_config=audio)
+
+
+def recalibrate_batchnorm(model, dataset, audio: AudioConfig, *, clips: int, batch_size: int,
+                          device: str = "cpu") -> None:
+    """Recompute every BatchNorm layer's running mean/variance as the plain average over the
+    first ``clips`` clips of ``dataset`` (no augmentation, no gradient), in place.
+
+    Why: the backbone's BN momentum is 0.01 (the reference's), so after a few hundred steps of
+    a short CPU run the running statistics still lag far behind the weights and evaluation
+    suffers (the paper's 47k steps make this moot). Off unless asked for
+    (``bn_recalibration_clips``).
+    """
+    import torch
+
+    from sedlib.audio.frontend import MelFrontend
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    frontend = MelFrontend(audio).to(device).eval()
+    was_training = model.training
+    model.eval()
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    n = min(clips, len(dataset))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)),
+                                         batch_size=batch_size, shuffle=False)
+    with torch.no_grad():
+        for batch in loader:
+            model(frontend(batch["waveform"].to(device)))  # (B, 1, F, T) -> updates BN stats
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, device: str = "cpu",
+                       progress: bool = True, run_info: Mapping[str, Any] | None = None
+                       ) -> tuple[Any, dict[str, Any], float, float, int]:
+    """Train ``exp`` into ``folder/run`` (resuming), recalibrate BatchNorm if asked, evaluate on
+    ``eval_data`` (else ``val_data``). ``build``: ``num_classes -> model`` instead of
+    ``exp.model`` (e.g. a clip-wise variant; called after seeding with ``exp.seed``, as fit()
+    seeds before ``create_model``). Returns (fit's RunResult, metrics, train s, eval s, class
+    count)."""
+    from sedlib.train import runs
+    from sedlib.train.data import dataset_vocab, validate
+    from sedlib.train.fitting import fit
+
+    audio = exp.audio
+    train = open_data(exp.train_data, "train", audio)
+    val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
+    weak = None if exp.weak_data is None else open_data(exp.weak_data, "train", audio)
+    evaluation = val if exp.eval_data is None else open_data(exp.eval_data, "eval", audio)
+    k = len(dataset_vocab(train, "training"))
+    model = exp.model
+    if build is not None:
+        import torch
+
+        torch.manual_seed(exp.seed)
+        model = build(k)
+    t0 = time.perf_counter()
+    run = fit(model, train, out_dir=folder / RUN,
+              train_config=exp.train, distill_config=exp.distill, val_data=val, weak_data=weak,
+              audio_config=audio, device=device, resume=True, max_steps=exp.steps,
+              init=exp.init, val_every=exp.val_every, progress=progress,
+              run_info={"experiment_key": folder.name, "experiment": exp.to_dict(),
+                        **(run_info or {})})
+    if exp.bn_recalibration_clips:
+        recalibrate_batchnorm(run.model, train, audio, clips=exp.bn_recalibration_clips,
+                              batch_size=exp.train.batch_size, device=device)
+        runs.save_weights(run.model, run.weights, model_name=getattr(run.model, "name", exp.model),
+                          classes=list(train.vocab.names),
+                          extra={"step": str(run.step), "bn_recalibrated": "1"})
+    t1 = time.perf_counter()
+    metrics = validate(run.model, evaluation, audio_config=audio, device=device,
+                       batch_size=exp.train.batch_size, median_window=exp.train.median_window)
+    metrics["val_history"] = list(run.validations)
+    log.info("%s: PSDS1 %.4f, PSDS1 macro %.4f (%.0f s)", exp.model, metrics["psds1"],
+             metrics["psds1_macro"], t1 - t0)
+    return run, metrics, t1 - t0, time.perf_counter() - t1, k

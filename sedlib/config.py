@@ -6,11 +6,37 @@ them one to one. Derived values are properties, never stored fields.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 # The checkout sedlib is installed from (editable install): shipped data, notebooks, profiles.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute against the project root (``~`` expanded; absolute paths kept).
+
+    Every path a notebook's parameters hold (run, figure and cache folders, shipped checkpoints,
+    data specs naming files) goes through here, so a notebook gives the same results whether
+    papermill runs it from the project root or JupyterLab from ``notebooks/`` (a kernel starts
+    in the notebook's own folder)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
+
+
+def project_file(value: str) -> str:
+    """A file-or-release value (a checkpoint path or a release name such as
+    ``fmn10+tf-256_strong``): a path (it has a folder part or a file suffix, or names a file
+    under the project root) becomes :func:`project_path`'s absolute path; a release name stays."""
+    p = Path(str(value)).expanduser()
+    if p.is_absolute():
+        return str(p)
+    looks_like_path = len(p.parts) > 1 or p.suffix in (".safetensors", ".pt", ".ckpt", ".h5",
+                                                       ".hdf", ".onnx")
+    if looks_like_path or project_path(p).exists():
+        return str(project_path(p))
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sedlib.study.runner import (
     notebook_parameters,
     notebooks,
     run_study,
+    study_kernel,
 )
 
 NOTEBOOKS = notebooks()
@@ -44,7 +45,8 @@ def test_the_study_has_its_notebooks():
 def test_committed_notebook_has_no_outputs(path):
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert nb.metadata.get("kernelspec") == {"display_name": "Python (sedlib)",
+                                             "language": "python", "name": "sedlib"}
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             assert not cell.outputs, f"{path.name} cell {i} has outputs: strip them"
@@ -82,8 +84,11 @@ def test_profiles_name_only_known_parameters(name):
     assert set(NOTEBOOK_PARAMETERS)  # notebook-only names exist and are documented there
 
 
-def test_papermill_kernel_is_this_interpreter():
-    assert Path(kernel_interpreter()).resolve() == Path(sys.executable).resolve()
+def test_the_notebooks_kernel_is_this_interpreter():
+    """The setup registers "Python (sedlib)" for this venv: JupyterLab, papermill and the tests
+    all run the notebooks with it."""
+    assert Path(kernel_interpreter("sedlib")).resolve() == Path(sys.executable).resolve()
+    assert study_kernel() == "sedlib"
 
 
 @pytest.fixture(scope="session")
@@ -110,24 +115,162 @@ def test_every_notebook_has_its_expected_outputs_listed():
     assert sorted(OUTPUTS) == sorted(IDS)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs_with_smoke_profile(path, tmp_path, smoke_cache):
-    import papermill as pm
+_ROOT_RUNS: dict[str, tuple] = {}
 
+
+def root_run(path: Path, tmp_root: Path, cache: Path):
+    """``sedlib study --profile smoke --only <stem>`` as the runner does it (from the project
+    root, papermill, the profile injected), once per notebook and session: (report, executed
+    notebook, figures folder)."""
+    if path.stem not in _ROOT_RUNS:
+        out, figures = tmp_root / path.stem / "out", tmp_root / path.stem / "figures"
+        report = run_study("smoke", only=[path.stem], out=out, figures=figures, cache_dir=cache,
+                           progress=False, echo=lambda line: None)
+        executed = nbformat.read(str(out / path.name), as_version=4) if report.ok else None
+        _ROOT_RUNS[path.stem] = (report, executed, figures)
+    return _ROOT_RUNS[path.stem]
+
+
+@pytest.fixture(scope="session")
+def root_runs(tmp_path_factory, smoke_cache):
+    tmp_root = tmp_path_factory.mktemp("root-runs")
+    return lambda path: root_run(path, tmp_root, smoke_cache)
+
+
+def _errors(nb) -> list:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if o.output_type == "error"]
+
+
+_WIDGET_REPR = ("VBox(", "HBox(", "Box(", "FloatProgress(", "IntProgress(", "HTML(value")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_runs_with_smoke_profile(path, root_runs):
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    runner = {"run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "figures"),
-              "cache_dir": str(smoke_cache)}
-    params = notebook_parameters(load_profile("smoke"), path, runner)
-    out = tmp_path / path.name
-    pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
-                        progress_bar=False, cwd=str(NOTEBOOKS_DIR.parent))
-    executed = nbformat.read(str(out), as_version=4)
-    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
-    assert not errors
+    report, executed, figures = root_runs(path)
+    assert report.ok, report.failed
+    assert not _errors(executed)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "executed in place"
-    made = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    made = sorted(p.name for p in figures.iterdir())
     assert set(OUTPUTS[path.stem]) <= set(made), made
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_executed_notebook_reads_well_as_a_static_file(path, root_runs):
+    """What GitHub, nbviewer or an untrusted JupyterLab show: every plotly figure also as a PNG,
+    no widget left as its bare text repr, progress bars as text."""
+    _, executed, _ = root_runs(path)
+    figures = 0
+    for c in executed.cells:
+        for o in c.get("outputs", []):
+            data = o.get("data", {})
+            if "application/vnd.plotly.v1+json" in data:
+                figures += 1
+                assert "image/png" in data, f"cell {c.source[:60]!r}: a figure without its PNG"
+            if "application/vnd.jupyter.widget-view+json" in data:
+                assert "text/html" in data and not data["text/plain"].startswith(_WIDGET_REPR), \
+                    f"cell {c.source[:60]!r}: a widget without a static view"
+            assert not str(data.get("text/plain", "")).startswith(_WIDGET_REPR), \
+                f"cell {c.source[:60]!r}: a widget left as its text repr"
+    assert figures >= sum(name.endswith(".png") for name in OUTPUTS[path.stem])
+
+
+def _as_edited_by_hand(path: Path, values: dict) -> nbformat.NotebookNode:
+    """The notebook with ``values`` typed into its parameters cell (as a teacher shrinking a
+    run would), nothing injected: other parameters keep their defaults, relative paths too."""
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    lines, done = [], set()
+    for line in cell.source.splitlines():
+        name = line.split("=", 1)[0].strip()
+        if "=" in line and name in values:
+            line, _ = f"{name} = {values[name]!r}", done.add(name)
+        lines.append(line)
+    lines += [f"{k} = {v!r}" for k, v in values.items() if k not in done]
+    cell.source = "\n".join(lines)
+    return nb
+
+
+def _git_status() -> str | None:
+    proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                          cwd=NOTEBOOKS_DIR.parent, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _cached_metrics(cache: Path) -> dict[str, dict]:
+    import json
+
+    return {p.parent.name: {k: v for k, v in json.loads(p.read_text())["metrics"].items()
+                            if k in ("psds1", "psds1_macro", "pauroc")}
+            for p in cache.glob("*/result.json")}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_runs_as_jupyterlab_runs_it(path, tmp_path, root_runs, smoke_cache):
+    """Run All as JupyterLab does it: the kernel the notebook names, started in ``notebooks/``,
+    the parameters cell's own defaults (smoke-sized values typed in; run and cache folders in
+    tmp; shipped checkpoints, figures_dir and data specs left as the notebook has them; fmntiny
+    has no shipped backbone, so backbone_init is the smoke profile's None). Same
+    results as the runner's run from the project root, and the checkout stays clean."""
+    from nbclient import NotebookClient
+
+    profile = load_profile("smoke")
+    values = {**profile["common"], **profile["notebooks"].get(path.stem, {}),
+              "run_dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache")}
+    values.pop("figures_dir", None)  # the notebook's default: None -> <run_dir>/figures
+    nb = _as_edited_by_hand(path, values)
+    status = _git_status()
+    NotebookClient(nb, kernel_name=nb.metadata.kernelspec.name, timeout=600,
+                   resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
+    assert not _errors(nb)
+    made = sorted(p.name for p in (tmp_path / "run" / "figures").iterdir())
+    assert set(OUTPUTS[path.stem]) <= set(made), made
+    if status is not None:
+        assert _git_status() == status, "an interactive run wrote into the checkout"
+    report, _, figures = root_runs(path)
+    assert report.ok
+    mine, theirs = _cached_metrics(tmp_path / "cache"), _cached_metrics(smoke_cache)
+    assert mine or path.stem == "06_listen"  # 06 only scores a shipped checkpoint
+    # runs without stored teacher labels have the same key from either folder (keys hold no
+    # working-directory paths); KD runs key the label store by its bytes, and HDF5 files carry
+    # write times, so those are matched by their metrics alone
+    plain = {k for k in mine if k in theirs}
+    assert {k: theirs[k] for k in plain} == {k: mine[k] for k in plain}
+    assert plain or path.stem in ("04_distillation_ablation", "05_weak_distillation", "06_listen")
+    for key, metrics in mine.items():
+        assert metrics in theirs.values(), f"{key}: {metrics} differs from the root run's"
+    if path.stem == "06_listen":  # no training: its detections table is the result
+        table = "06_listen_piano_roll.md"
+        assert (tmp_path / "run" / table).read_text() == (figures.parent / "out" / path.stem
+                                                          / table).read_text()
+
+
+def test_paths_resolve_against_the_project_root_from_any_folder(tmp_path, monkeypatch):
+    """backbone_init, checkpoints and data specs of a notebook's parameters name files relative
+    to the project root, wherever the kernel starts (JupyterLab: the notebook's folder)."""
+    from sedlib.config import PROJECT_ROOT, project_file, project_path
+    from sedlib.data.spec import resolve_spec_paths
+    from sedlib.study.config import StudyConfig
+    from sedlib.study.listen import find_checkpoint
+    from sedlib.study.notebook import prepare
+
+    for cwd in (NOTEBOOKS_DIR, tmp_path):
+        monkeypatch.chdir(cwd)
+        study = prepare(StudyConfig(backbone_init="data/checkpoints/{backbone}_synth.safetensors",
+                                    run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "c")))
+        assert Path(study.backbone_init_for("fmn02+TF:64")).is_file()
+        assert study.figures_dir == str(tmp_path / "run" / "figures")
+        shipped = "data/checkpoints/fmn04+tf-104_synth.safetensors"
+        assert find_checkpoint(shipped) == PROJECT_ROOT / shipped
+        assert project_file(shipped) == str(PROJECT_ROOT / shipped)
+        assert project_file("fmn10+tf-256_strong") == "fmn10+tf-256_strong"  # a release name
+        assert project_path("runs/x") == PROJECT_ROOT / "runs" / "x"
+    assert resolve_spec_paths("synth:100", project_path) == "synth:100"
+    assert resolve_spec_paths("data/synth", project_path) == str(PROJECT_ROOT / "data" / "synth")
+    assert resolve_spec_paths("desed:a.tsv:audio", project_path) == \
+        f"desed:{PROJECT_ROOT / 'a.tsv'}:{PROJECT_ROOT / 'audio'}"
+    assert resolve_spec_paths("desed:/abs/a.tsv:audio", project_path).startswith("desed:/abs/a.tsv:")
 
 
 def test_sedlib_study_smoke_only_00(tmp_path):
@@ -171,3 +314,37 @@ def test_study_continues_past_a_failing_notebook(tmp_path):
     summary = (tmp_path / "fig" / SUMMARY).read_text()
     assert "Failed notebooks" in summary and "01_fails" in summary
     assert (tmp_path / "out" / "02_works.ipynb").is_file()
+
+
+def test_a_notebook_saved_with_outputs_stays_clean_in_git(tmp_path):
+    """JupyterLab autosaves outputs into the notebook: the setup's nbstripout filter makes git see
+    the committed notebook again (same blob), so an interactive session leaves git status clean."""
+    root = NOTEBOOKS_DIR.parent
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root,
+                            capture_output=True, text=True)
+    if inside.returncode != 0:
+        pytest.skip("not a git checkout")
+    clean = subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=root,
+                           capture_output=True, text=True).stdout
+    assert "--keep-id" in clean, "the nbstripout git filter is not set up: run scripts/install.sh"
+    path = NOTEBOOKS_DIR / "00_quickstart.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran\n")]
+            cell.execution_count = 1
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python",
+                                    "codemirror_mode": {"name": "ipython", "version": 3},
+                                    "file_extension": ".py", "pygments_lexer": "ipython3",
+                                    "nbconvert_exporter": "python"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    saved = tmp_path / "saved.ipynb"
+    nbformat.write(nb, str(saved))
+
+    def blob(*args: str) -> str:
+        return subprocess.run(["git", "hash-object", *args], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    # the blob git would store for the saved file at the notebook's path == the clean file's
+    assert blob("--path", "notebooks/00_quickstart.ipynb", str(saved)) == \
+        blob("notebooks/00_quickstart.ipynb")

@@ -95,12 +95,12 @@ def format_table(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sedlib.data.labels import audioset_eval_protocol_classes
+    from sedlib.errors import SedlibError
     from sedlib.evaluate.config import PAUROC, PSDS2
     from sedlib.evaluate.postprocess import median_filter_scores
     from sedlib.evaluate.report import psds_report
     from sedlib.evaluate.scores_io import read_scores_dir
-    from sedlib.data.labels import audioset_eval_protocol_classes
-    from sedlib.errors import SedlibError
 
     metrics = {m.strip() for m in args.metrics.split(",") if m.strip()}
     if not metrics <= set(METRICS):

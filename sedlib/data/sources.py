@@ -15,7 +15,6 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm.auto import tqdm
 
 from sedlib.audio.io import _read_mono, fit_to_length, resample
 from sedlib.config import AudioConfig
@@ -33,6 +32,7 @@ from sedlib.data.synth.soundscape import (
     synthesize_clip,
 )
 from sedlib.errors import AudioError, FormatError
+from sedlib.progress import tqdm
 
 logger = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif")

@@ -49,6 +49,7 @@ every step sees 50 % clips of each.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from sedlib.config import AudioConfig
 from sedlib.data.files import desed_source, folder_source
@@ -100,6 +101,18 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
         raise _spec_error(spec, f"{kind} takes {low} to {high} non-empty ':'-separated fields, "
                                 f"got {len(fields)}")
     return kind, fields
+
+
+def resolve_spec_paths(spec: str, resolve: Callable[[str], Any]) -> str:
+    """``spec`` with every path field replaced by ``str(resolve(field))`` (e.g. made absolute
+    against the project root by :func:`sedlib.config.project_path`); ``synth`` specs have none.
+    A spec without a known kind and without ``:`` is a folder."""
+    kind, sep, rest = spec.partition(":")
+    if kind == "synth":
+        return spec
+    if kind not in _KINDS:
+        return str(resolve(spec)) if not sep else spec  # parse_spec will say what is wrong
+    return ":".join([kind, *(str(resolve(f)) if f else f for f in rest.split(":"))])
 
 
 def _int_field(spec: str, text: str, what: str, low: int) -> int:

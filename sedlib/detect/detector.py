@@ -173,7 +173,7 @@ def detect_files(
     progress: bool = True,
 ) -> DetectionResult:
     """Run ``detector`` over files; a file that fails is recorded by name and the rest go on."""
-    from tqdm.auto import tqdm
+    from sedlib.progress import tqdm
 
     paths = [Path(p) for p in paths]
     names = [p.name for p in paths]

@@ -54,8 +54,8 @@ def _profile(model: str, num_classes: int, cache_dir: Path, *, device: str, batc
     """Params, MACs (sedlib's counter, one 10 s clip) and throughput, cached per settings."""
     import torch
 
-    from sedlib.train import runs
     from sedlib.complexity.profile import profile_model
+    from sedlib.train import runs
 
     ident = {"model": model, "num_classes": num_classes, "device": device, "batch": batch_size,
              "repeats": repeats, "warmup": warmup, "dtype": dtype,
@@ -175,7 +175,7 @@ def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
 
 def run_experiments(experiments: list[Experiment], **kwargs: Any) -> list[ExperimentResult]:
     """:func:`run_experiment` for each (options as there), with a progress bar over runs."""
-    from tqdm.auto import tqdm
+    from sedlib.progress import tqdm
 
     out = []
     bar = tqdm(experiments, desc="experiments", unit="run", disable=not kwargs.get("progress", True))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-from sedlib.config import AudioConfig
+from sedlib.config import AudioConfig, project_path
 from sedlib.train.config import DISTILL_PRESETS, PRESETS, DistillConfig, TrainConfig
 
 #: Parameters the runner sets itself (paths of this study run).
@@ -24,7 +24,8 @@ RUNNER_PARAMETERS = ("run_dir", "figures_dir", "cache_dir")
 class StudyConfig:
     """Study-level parameters of a notebook (field names unique across every sedlib config).
     Defaults are the ``quick`` profile's; ``run_dir``, ``figures_dir`` and ``cache_dir`` are set
-    by ``sedlib study``."""
+    by ``sedlib study``. Relative paths are relative to the project root
+    (:func:`sedlib.config.project_path`), never to the working directory."""
 
     profile: str = "quick"  # label only: which notebooks/<profile>.yaml the values came from
     train_preset: str = "quick"  # base TrainConfig: sedlib.train.config.PRESETS[train_preset]
@@ -37,7 +38,9 @@ class StudyConfig:
     val_every: int | None = None  # validate every N steps (None: per TrainConfig epochs + end)
     cache_dir: str = "runs/cache"
     run_dir: str = "runs/notebooks"  # this notebook's own outputs (tables); set by sedlib study
-    figures_dir: str = "figures"
+    # Where figures and tables go. None: <run_dir>/figures, so an interactive run never touches
+    # the committed figures/; `sedlib study` sets it to figures/ (or --figures).
+    figures_dir: str | None = None
     png: bool = True  # also write PNG figures (needs kaleido + Chromium)
     device: str = "cpu"
     num_threads: int | None = None  # torch CPU threads (None: torch's default)
@@ -80,15 +83,14 @@ class StudyConfig:
         the file does not exist, naming the ones that do."""
         if self.backbone_init is None:
             return None
-        from pathlib import Path
-
+        from sedlib.config import project_path
         from sedlib.errors import SedlibError
         from sedlib.models.names import parse_name
 
         backbone = parse_name(model).backbone
-        path = Path(self.backbone_init.replace("{backbone}", backbone))
+        path = project_path(self.backbone_init.replace("{backbone}", backbone))
         if not path.is_file():
-            pattern = Path(self.backbone_init.replace("{backbone}", "*"))
+            pattern = project_path(self.backbone_init.replace("{backbone}", "*"))
             have = sorted(p.name for p in pattern.parent.glob(pattern.name))
             raise SedlibError(f"backbone_init {self.backbone_init!r}: no {path} for {model} "
                               f"(backbone {backbone}); found: {have or 'none'}. Make one with "
@@ -169,5 +171,8 @@ def configs_from_parameters(params: Mapping[str, Any]
                 per[cls][name] = tuple(per[cls][name])
     train = replace(PRESETS[study.train_preset], **per[TrainConfig])
     distill = replace(DISTILL_PRESETS[study.distill_preset], **per[DistillConfig])
+    for name in ("pseudo_labels", "weak_pseudo_labels"):  # files: keyed by content, not path
+        if getattr(distill, name) is not None:
+            distill = replace(distill, **{name: str(project_path(getattr(distill, name)))})
     audio = AudioConfig(**per[AudioConfig])
     return study, train, distill, audio

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sedlib.config import PROJECT_ROOT, AudioConfig
+from sedlib.config import AudioConfig, project_path
 from sedlib.data.labels import Event, Vocabulary, encode_events
 from sedlib.detect.detector import load_detector_model
 from sedlib.errors import SedlibError
@@ -44,16 +44,17 @@ log = logging.getLogger(__name__)
 
 ModelEntry = tuple[nn.Module, Vocabulary]
 #: The checkpoint shipped with sedlib: fmn04+TF:104 trained on the embedded data (see its README)
+FIGURE_WIDTH = 960  # px of the piano roll inside the app
 SHIPPED_CHECKPOINT = "data/checkpoints/fmn04+tf-104_synth.safetensors"
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """``path`` as given if it exists, else relative to the sedlib project root (a notebook
-    started from ``notebooks/`` names ``data/checkpoints/...``); SedlibError if neither."""
-    for candidate in (Path(path), PROJECT_ROOT / path):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise SedlibError(f"checkpoint {path} not found (nor under {PROJECT_ROOT})")
+    """A checkpoint file named relative to the project root (:func:`sedlib.config.project_path`;
+    absolute paths as they are), whatever the working directory; SedlibError if missing."""
+    found = project_path(path)
+    if not found.is_file():
+        raise SedlibError(f"checkpoint {path} not found: no file {found}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,26 @@ class ListenApp:
         if first is not None:
             self.select_clip(first)
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """The widget, plus what a static copy of the notebook shows instead of the widget's
+        text repr: a note and the current piano roll as a PNG (GitHub, nbviewer, untrusted)."""
+        import base64
+
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        note = ("Listening app (an interactive widget: player, piano roll, threshold and median "
+                "sliders). Run this notebook in JupyterLab to use it; below, the piano roll of "
+                f"{self.clip.name if self.clip else 'the first clip'} as it was drawn.")
+        bundle["text/plain"] = note
+        html_out = f"<p><i>{html.escape(note)}</i></p>"
+        if self.figure is not None:
+            try:
+                png = base64.b64encode(self.figure.to_image(format="png")).decode("ascii")
+                html_out += f'<img src="data:image/png;base64,{png}" style="max-width:100%"/>'
+            except Exception as err:  # kaleido/choreographer raise several types without a browser
+                log.warning("no static piano roll beside the widget (%s: %s)", type(err).__name__, err)
+        bundle["text/html"] = html_out + self.table.value
+        return bundle
+
     # --- actions (what the widgets call; tests call them directly) ---------------------------
 
     @property
@@ -363,6 +384,9 @@ class ListenApp:
         if self._use_figure_widget:
             import plotly.graph_objects as go
 
+            # a fixed size: restored from a saved notebook's widget state, an autosized plot
+            # measures its not yet laid out container and is drawn a few pixels wide
+            fig.update_layout(width=FIGURE_WIDTH, autosize=False)
             self.figure = go.FigureWidget(fig)
             self.plot_box.children = [self.figure]
             return
@@ -380,4 +404,4 @@ class ListenApp:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        display(self._repr_mimebundle_(), raw=True)

@@ -8,25 +8,24 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
+from sedlib.config import project_path
 from sedlib.study.config import RUNNER_PARAMETERS, StudyConfig
 from sedlib.study.experiments import ExperimentResult
 
 
-def project_path(path: str | os.PathLike) -> Path:
-    """``path`` made absolute against the working directory, or against the project root when
-    a notebook runs from ``notebooks/`` (JupyterLab's default working directory)."""
-    root = Path.cwd()
-    if root.name == "notebooks" and (root.parent / "sedlib").is_dir():
-        root = root.parent
-    return (root / path).resolve()
-
-
 def prepare(study: StudyConfig) -> StudyConfig:
-    """Make a notebook's paths absolute (:func:`project_path`) and create the run and figure
-    folders."""
-    paths = {name: str(project_path(getattr(study, name))) for name in RUNNER_PARAMETERS}
+    """Make a notebook's folders and ``backbone_init`` absolute against the project root
+    (:func:`sedlib.config.project_path`; a missing ``figures_dir`` becomes
+    ``<run_dir>/figures``) and create the run and figure folders. Data specs are resolved the
+    same way when opened (:func:`sedlib.study.training.open_data`)."""
+    paths = {name: str(project_path(getattr(study, name))) for name in RUNNER_PARAMETERS
+             if getattr(study, name) is not None}
+    if study.figures_dir is None:
+        paths["figures_dir"] = str(Path(paths["run_dir"]) / "figures")
+    if study.backbone_init is not None:
+        paths["backbone_init"] = str(project_path(study.backbone_init))
     study = replace(study, **paths)
     Path(study.run_dir).mkdir(parents=True, exist_ok=True)
     Path(study.figures_dir).mkdir(parents=True, exist_ok=True)
@@ -67,8 +66,8 @@ def save_outputs(study: StudyConfig, name: str, *, figure=None, table=None) -> d
     """Write ``figure`` to ``<figures_dir>/<name>.html`` (+ ``.png`` if ``study.png``) and
     ``table`` (DataFrame) to ``<run_dir>/<name>.csv`` and ``.md``, and the ``.md`` also to
     ``<figures_dir>`` (the tables of the study beside its figures)."""
-    from sedlib.train import runs
     from sedlib.study.plots import save_figure
+    from sedlib.train import runs
 
     out: dict[str, Path] = {}
     if figure is not None:
@@ -90,3 +89,36 @@ def markdown_table(table) -> str:
     rule = "|" + "---|" * len(table.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"
+
+
+def figure_bundle(fig, png: str | os.PathLike | bytes | None = None) -> dict[str, Any]:
+    """The output bundle of a plotly figure for a notebook that is also read as a static file:
+    plotly's own outputs (interactive in JupyterLab) plus ``image/png`` (what GitHub, nbviewer
+    or an untrusted notebook show). ``png``: a PNG file or its bytes (:func:`save_outputs` has
+    usually written one); None renders it (kaleido + Chromium), or leaves it out with a warning
+    when that is not possible."""
+    import base64
+
+    bundle = dict(fig._repr_mimebundle_(include=None, exclude=None) or {})
+    if "application/vnd.plotly.v1+json" not in bundle:
+        bundle["application/vnd.plotly.v1+json"] = fig.to_plotly_json()
+    if png is None:
+        try:
+            png = fig.to_image(format="png")
+        except Exception as err:  # kaleido/choreographer raise several types for a missing browser
+            logging.getLogger(__name__).warning("no static PNG beside the figure (%s: %s)",
+                                                type(err).__name__, err)
+    elif not isinstance(png, bytes):
+        png = Path(png).read_bytes()
+    if png is not None:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    bundle.setdefault("text/plain", f"<plotly figure: {fig.layout.title.text or 'untitled'}>")
+    return bundle
+
+
+def show_figure(fig, saved: Mapping[str, Path] | None = None) -> None:
+    """Display ``fig`` with a static PNG beside it (:func:`figure_bundle`); ``saved`` is what
+    :func:`save_outputs` returned for it (its PNG is reused)."""
+    from IPython.display import display
+
+    display(figure_bundle(fig, (saved or {}).get("png")), raw=True)

@@ -18,8 +18,9 @@ adds ``run_dir`` (``<out>/<stem>``), ``figures_dir`` and ``cache_dir`` (absolute
 
 :func:`run_study` executes each notebook into ``<out>/<stem>.ipynb`` (never in place), goes on
 past a failing one, and writes ``results.md`` (every model trained: PSDS1, PSDS1 macro, params,
-MACs, throughput) beside the figures and into ``<out>``. Notebook-side helpers (tables, figures,
-the run's summary text) live here too, so notebooks hold no logic.
+MACs, throughput) beside the figures and into ``<out>``. The kernels write text progress bars
+(:mod:`sedlib.progress`), so the executed copies read well as static files. Notebook-side
+helpers are in :mod:`sedlib.study.notebook`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sedlib.config import PROJECT_ROOT
 from sedlib.errors import SedlibError
+from sedlib.progress import PROGRESS_ENV
 from sedlib.study.config import RUNNER_PARAMETERS, parameter_names
 from sedlib.study.experiments import NOTEBOOK_ENV, RESULTS_LOG_ENV
 from sedlib.study.results import read_results_log, summary_markdown
@@ -44,7 +46,8 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES = ("smoke", "quick", "paper")
 RESULTS_LOG = "results.jsonl"
 SUMMARY = "results.md"
-KERNEL = "python3"
+KERNEL = "sedlib"  # the kernel the notebooks name ("Python (sedlib)", registered by the setup)
+FALLBACK_KERNEL = "python3"  # this interpreter's own kernel, where the sedlib one is elsewhere
 #: The kernels' own log: only critical messages, so the terminal of ``sedlib study`` shows the
 #: study's progress and not ipykernel's notices (e.g. a "KeyboardInterrupt caught" ERROR line at
 #: every notebook's shutdown). Errors inside a notebook still reach the report.
@@ -140,16 +143,37 @@ class _QuietCommon(logging.Filter):
 
 # --- running -------------------------------------------------------------------------------------
 
-def kernel_interpreter(kernel: str = KERNEL) -> str:
+def kernel_interpreter(kernel: str = KERNEL) -> str | None:
     """The Python the Jupyter kernel ``kernel`` will run (jupyter_client substitutes this
-    interpreter for a bare ``python``)."""
-    from jupyter_client.kernelspec import KernelSpecManager
+    interpreter for a bare ``python``); None when no such kernel is registered."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    argv = KernelSpecManager().get_kernel_spec(kernel).argv
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel).argv
+    except NoSuchKernel:
+        return None
     exe = argv[0]
     if exe in ("python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]):
         return sys.executable
     return exe
+
+
+def study_kernel() -> str:
+    """The kernel to execute the notebooks with: the one they name (:data:`KERNEL`) when it
+    runs this interpreter, else this interpreter's ``python3`` kernel (e.g. a second checkout
+    whose venv did not register its own); SedlibError when neither runs this interpreter."""
+    here = Path(sys.executable).resolve()
+    for kernel in (KERNEL, FALLBACK_KERNEL):
+        exe = kernel_interpreter(kernel)
+        if exe is not None and Path(exe).resolve() == here:
+            if kernel != KERNEL:
+                log.info("kernel %r runs %s, not this interpreter: using %r", KERNEL,
+                         kernel_interpreter(KERNEL), kernel)
+            return kernel
+    raise SedlibError(f"no Jupyter kernel runs this interpreter ({sys.executable}): the "
+                      f"{KERNEL!r} kernel runs {kernel_interpreter(KERNEL)}, {FALLBACK_KERNEL!r} "
+                      f"runs {kernel_interpreter(FALLBACK_KERNEL)}; run sedlib from the venv "
+                      f"whose kernel you want, or re-run scripts/install.sh")
 
 
 @dataclass
@@ -192,11 +216,7 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
     paths = select(notebooks(folder), only)
     if not paths:
         raise SedlibError(f"no notebooks in {folder}")
-    interpreter = kernel_interpreter()
-    if Path(interpreter).resolve() != Path(sys.executable).resolve():
-        raise SedlibError(f"the Jupyter kernel {KERNEL!r} runs {interpreter}, not this "
-                          f"interpreter ({sys.executable}); run sedlib from the venv whose "
-                          f"kernel you want, or remove the foreign kernelspec")
+    kernel = study_kernel()
     name = Path(prof["path"]).stem
     out = Path(out or f"runs/study-{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     figures, cache = Path(figures).resolve(), Path(cache_dir).resolve()
@@ -204,8 +224,9 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
     report = StudyReport(out, figures)
     log_path = out / RESULTS_LOG
     log_path.unlink(missing_ok=True)
-    env_before = {k: os.environ.get(k) for k in (RESULTS_LOG_ENV, NOTEBOOK_ENV)}
+    env_before = {k: os.environ.get(k) for k in (RESULTS_LOG_ENV, NOTEBOOK_ENV, PROGRESS_ENV)}
     os.environ[RESULTS_LOG_ENV] = str(log_path)  # the kernels inherit it
+    os.environ[PROGRESS_ENV] = "text"  # bars a saved notebook can show (sedlib.progress)
     t_start = time.perf_counter()
     quiet = _QuietCommon([*prof["common"], *RUNNER_PARAMETERS])
     logging.getLogger("papermill").addFilter(quiet)
@@ -220,7 +241,7 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
             try:
                 params = notebook_parameters(prof, nb, runner)
                 pm.execute_notebook(str(nb), str(out / nb.name), parameters=params,
-                                    kernel_name=KERNEL, progress_bar=progress, cwd=os.getcwd(),
+                                    kernel_name=kernel, progress_bar=progress, cwd=os.getcwd(),
                                     extra_arguments=list(KERNEL_ARGUMENTS))
                 report.done.append(stem)
                 status = "done"

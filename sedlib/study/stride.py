@@ -149,11 +149,11 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     BatchNorm recalibration, evaluate, profile) for a :class:`ClipwiseSED` of ``exp.model``,
     cached under ``<cache_dir>/clipwise<strides>-<exp.key>``. Returns an ExperimentResult whose
     ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
-    from sedlib.train import runs
     from sedlib.complexity.profile import profile_model
     from sedlib.study.cache import _locked, _log_record
     from sedlib.study.experiments import RESULT, RUN, ExperimentResult
     from sedlib.study.training import train_and_evaluate
+    from sedlib.train import runs
 
     key = f"clipwise{''.join(map(str, strides))}-{exp.key}"
     folder = Path(cache_dir) / key

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from sedlib.train import runs
 from sedlib.audio.frontend import MelFrontend
 from sedlib.config import AudioConfig
 from sedlib.data.loading import set_epoch
 from sedlib.errors import SedlibError
+from sedlib.progress import tqdm
+from sedlib.train import runs
 from sedlib.train.augment import PSEUDO_KEY, apply_mixup, draw_mixup, frame_shift, mixup
 from sedlib.train.config import DistillConfig, TrainConfig, optimizer_from_config
 from sedlib.train.data import (
@@ -39,7 +39,6 @@ from sedlib.train.kd import kd_terms
 from sedlib.train.optim import SEQ_GROUP, make_scheduler, set_train_mode
 from sedlib.train.runs import RunResult, derived_seed
 from sedlib.train.step import StudentForward, autocast_setting
-
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import h5py
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from sedlib.errors import FormatError, SedlibError
+from sedlib.progress import tqdm
 from sedlib.train.augment import PSEUDO_KEY, WAVEFORM_KEY
 
 logger = logging.getLogger(__name__)

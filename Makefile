@@ -12,5 +12,7 @@ setup:
 study: setup
 	$(PY) -m sedlib study --profile quick
 
+# Both cores (pytest-xdist; TEST_JOBS=0 runs in one process); the 15 slowest tests are listed.
+TEST_JOBS ?= 2
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_JOBS) --durations=15 tests

@@ -50,7 +50,9 @@ if ! pip_q install -q "$TORCH_REQ"; then
   echo "[install] or set SEDLIB_TORCH to the torch requirement you want." >&2
   exit 1
 fi
-TORCH_VERSION="$("$PY" -c 'import torch; print(torch.__version__)')"
+# (from the metadata: importing torch before numpy is installed prints a "Failed to initialize
+# NumPy" warning)
+TORCH_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("torch"))')"
 CONSTRAINTS="$(mktemp)"; trap 'rm -f "$CONSTRAINTS"' EXIT
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 
@@ -66,7 +68,9 @@ if [ "$("$PY" -c 'import torch; print(torch.version.cuda is None)')" = "True" ];
   rm -f "$SP"/torchaudio/lib/*.so
 fi
 
-"$PY" - <<'PYEOF'
+# DS_ACCELERATOR: DeepSpeed otherwise warns that it "was unable to detect" a GPU on a CPU build
+DS_ACCELERATOR="$("$PY" -c 'import torch; print("cuda" if torch.version.cuda else "cpu")')" \
+  "$PY" - <<'PYEOF'
 import importlib, torch
 for m in ["torchaudio", "deepspeed", "sed_scores_eval", "papermill", "plotly", "ipywidgets",
           "rotary_embedding_torch", "safetensors", "soundfile", "h5py", "sedlib"]:
@@ -75,4 +79,18 @@ print(f"[install] environment OK: torch {torch.__version__} (cuda: {torch.versio
 PYEOF
 # a Jupyter kernel named after the project, so JupyterLab started elsewhere finds this venv
 "$PY" -m ipykernel install --sys-prefix --name sedlib --display-name "Python (sedlib)" >/dev/null
+# in a git checkout: notebooks saved by JupyterLab (autosave writes outputs) are committed and
+# compared without their outputs (nbstripout's git filter; .git/config, not the repository)
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  ABS_PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+  # keep the committed cell ids; drop what a kernel adds to language_info
+  STRIP="\"$ABS_PY\" -m nbstripout --keep-id --extra-keys 'metadata.language_info.codemirror_mode
+    metadata.language_info.file_extension metadata.language_info.mimetype
+    metadata.language_info.nbconvert_exporter metadata.language_info.pygments_lexer
+    metadata.language_info.version'"
+  STRIP="$(echo $STRIP)"  # one line
+  { "$PY" -m nbstripout --install --attributes .git/info/attributes >/dev/null &&
+    git config filter.nbstripout.clean "$STRIP" && git config diff.ipynb.textconv "$STRIP -t"; } ||
+    echo "[install] WARNING: could not set up the nbstripout git filter" >&2
+fi
 echo "$want" > "$STAMP"

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-from sedlib.train.pseudo_labels import load_teacher
-
 HELP = "knowledge distillation helpers: make-labels (teacher pseudo-label store)"
 
 
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from sedlib.commands.train import resolve_configs
     from sedlib.data.spec import open_source
     from sedlib.errors import SedlibError
-    from sedlib.train.pseudo_labels import make_pseudo_labels
+    from sedlib.train.pseudo_labels import load_teacher, make_pseudo_labels
 
     if args.batch_size <= 0 or args.workers < 0:
         raise SedlibError("--batch-size must be > 0 and --workers >= 0")

@@ -37,6 +37,7 @@ Both exclude the mel front end unless it is part of the module given.
 from __future__ import annotations
 
 import contextlib
+import os
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -235,6 +236,8 @@ def _import_deepspeed_profiler():
     """Import DeepSpeed's profiler lazily (a few seconds). Its logger binds to ``sys.stdout`` at
     import time; importing with stdout redirected to stderr keeps its messages off stdout (the
     CLI prints JSON there)."""
+    # without it, DeepSpeed warns on a CPU machine that it "was unable to detect" an accelerator
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     try:
         with contextlib.redirect_stdout(sys.stderr):
             from deepspeed.profiling.flops_profiler.profiler import (

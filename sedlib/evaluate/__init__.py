@@ -10,7 +10,15 @@
 May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.data``.
 """
 
+import warnings
+
 from sedlib._exports import lazy_exports
+
+# sed_scores_eval -> sed_eval -> dcase_util imports pkg_resources, which warns that it is
+# deprecated on every first import; this room is entered before sedlib imports sed_scores_eval.
+# Only that warning from that package is hidden; everything else (sedlib's own) stays visible.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API",
+                        category=UserWarning, module="dcase_util")
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "psds_report": ".report", "median_filter": ".postprocess",

@@ -18,6 +18,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "SEDModel": ".sed", "FrameMobileNet": ".backbone", "optimize_for_inference": ".fuse",
     "load_checkpoint": ".checkpoints", "load_state_dict": ".checkpoints",
     "save_state_dict": ".checkpoints", "RELEASES": ".releases", "get_release": ".releases",
-    "download": ".download", "parse_name": ".names", "format_name": ".names",
+    "parse_name": ".names", "format_name": ".names",
     "list_models": ".names", "ModelConfig": ".names",
 })

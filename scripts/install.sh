@@ -72,8 +72,9 @@ fi
 DS_ACCELERATOR="$("$PY" -c 'import torch; print("cuda" if torch.version.cuda else "cpu")')" \
   "$PY" - <<'PYEOF'
 import importlib, torch
-for m in ["torchaudio", "deepspeed", "sed_scores_eval", "papermill", "plotly", "ipywidgets",
-          "rotary_embedding_torch", "safetensors", "soundfile", "h5py", "sedlib"]:
+# sedlib.evaluate first: it hides dcase_util's pkg_resources notice before sed_scores_eval loads
+for m in ["sedlib.evaluate", "torchaudio", "deepspeed", "sed_scores_eval", "papermill", "plotly",
+          "ipywidgets", "rotary_embedding_torch", "safetensors", "soundfile", "h5py", "sedlib"]:
     importlib.import_module(m)
 print(f"[install] environment OK: torch {torch.__version__} (cuda: {torch.version.cuda})")
 PYEOF

@@ -59,7 +59,7 @@ def _per_class_gt(inputs: Inputs) -> dict[str, dict[int, tuple[np.ndarray, np.nd
 
 def _clip_stream(scores, inputs: Inputs, gt, clips: list[str], progress: bool = False):
     """(clip, timestamps, scores (T, K), per-pair maxima (K,), has ground truth (K,)) per clip."""
-    from tqdm.auto import tqdm
+    from sedlib.progress import tqdm
 
     cache: dict = {}
     k = len(inputs.classes)

@@ -25,20 +25,6 @@ def project_path(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
 
 
-def project_file(value: str) -> str:
-    """A file-or-release value (a checkpoint path or a release name such as
-    ``fmn10+tf-256_strong``): a path (it has a folder part or a file suffix, or names a file
-    under the project root) becomes :func:`project_path`'s absolute path; a release name stays."""
-    p = Path(str(value)).expanduser()
-    if p.is_absolute():
-        return str(p)
-    looks_like_path = len(p.parts) > 1 or p.suffix in (".safetensors", ".pt", ".ckpt", ".h5",
-                                                       ".hdf", ".onnx")
-    if looks_like_path or project_path(p).exists():
-        return str(project_path(p))
-    return str(value)
-
-
 @dataclass(frozen=True)
 class AudioConfig:
     """The reference input pipeline (SPEC 1.3): 16 kHz, 10 s clips, 128 log-mel bins, 10 ms hop.

@@ -14,11 +14,12 @@ import pytest
 import sed_scores_eval
 from scipy import ndimage
 
-from sedlib.evaluate import inputs as eval_inputs, psds_stats
 from sedlib import evaluate as ev
 from sedlib.commands import eval as eval_cmd
 from sedlib.data import formats
 from sedlib.errors import FormatError, SedlibError
+from sedlib.evaluate import inputs as eval_inputs
+from sedlib.evaluate import psds_stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dcase2023t4a_scores"  # CC-BY-4.0, see its README
 DCASE_PSDS1 = dict(dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0, alpha_st=1,

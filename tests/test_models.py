@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from sedlib.models import adapters, checkpoints, download, releases
 from sedlib.errors import CheckpointError
+from sedlib.models import adapters, checkpoints, download, releases
 from sedlib.models.backbone import FrameMobileNet, clipwise_strides, make_divisible
 from sedlib.models.fuse import OneDNNLinear, optimize_for_inference, use_onednn_linears
 from sedlib.models.names import (

@@ -249,7 +249,7 @@ def test_notebook_runs_as_jupyterlab_runs_it(path, tmp_path, root_runs, smoke_ca
 def test_paths_resolve_against_the_project_root_from_any_folder(tmp_path, monkeypatch):
     """backbone_init, checkpoints and data specs of a notebook's parameters name files relative
     to the project root, wherever the kernel starts (JupyterLab: the notebook's folder)."""
-    from sedlib.config import PROJECT_ROOT, project_file, project_path
+    from sedlib.config import PROJECT_ROOT, project_path
     from sedlib.data.spec import resolve_spec_paths
     from sedlib.study.config import StudyConfig
     from sedlib.study.listen import find_checkpoint
@@ -263,8 +263,6 @@ def test_paths_resolve_against_the_project_root_from_any_folder(tmp_path, monkey
         assert study.figures_dir == str(tmp_path / "run" / "figures")
         shipped = "data/checkpoints/fmn04+tf-104_synth.safetensors"
         assert find_checkpoint(shipped) == PROJECT_ROOT / shipped
-        assert project_file(shipped) == str(PROJECT_ROOT / shipped)
-        assert project_file("fmn10+tf-256_strong") == "fmn10+tf-256_strong"  # a release name
         assert project_path("runs/x") == PROJECT_ROOT / "runs" / "x"
     assert resolve_spec_paths("synth:100", project_path) == "synth:100"
     assert resolve_spec_paths("data/synth", project_path) == str(PROJECT_ROOT / "data" / "synth")

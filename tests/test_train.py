@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from sedlib import cli
-from sedlib.train import runs
 from sedlib.audio.frontend import MelFrontend
 from sedlib.config import AudioConfig
 from sedlib.data.sources import SynthSource
@@ -27,6 +26,7 @@ from sedlib.data.spec import open_source
 from sedlib.data.synth.soundscape import SynthConfig, write_desed
 from sedlib.errors import AudioError, CheckpointError, SedlibError
 from sedlib.registry import create_model
+from sedlib.train import runs
 from sedlib.train.config import PRESETS, DistillConfig, optimizer_from_config
 from sedlib.train.data import EpochSampler, recalibrate_batchnorm
 from sedlib.train.fitting import fit

@@ -37,8 +37,8 @@ Both exclude the mel front end unless it is part of the module given.
 from __future__ import annotations
 
 import contextlib
-import os
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence

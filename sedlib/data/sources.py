@@ -256,10 +256,10 @@ class SynthSource(ClipSource):
 
 
 
-def strip_audio_ext(name: str) -> str:
-    """``"a.b.wav"`` -> ``"a.b"``; a name without a known audio extension is kept whole."""
+def strip_audio_ext(name: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> str:
+    """``"a.b.wav"`` -> ``"a.b"``; a name without one of ``extensions`` is kept whole."""
     low = name.lower()
-    for ext in AUDIO_EXTENSIONS:
+    for ext in extensions:
         if low.endswith(ext):
             return name[: -len(ext)]
     return name

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from sedlib.data.sources import strip_audio_ext
 from sedlib.errors import SedlibError
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,7 @@ def path_of(scores: Mapping, key: str) -> str | None:
 
 def clip_id(name: str) -> str:
     """Key used to match scores, ground truth and durations: the name without an audio extension."""
-    low = name.lower()
-    for ext in AUDIO_EXTENSIONS:
-        if low.endswith(ext):
-            return name[: -len(ext)]
-    return name
+    return strip_audio_ext(name, AUDIO_EXTENSIONS)
 
 
 def _listing(names: Iterable[str], limit: int = 5) -> str:

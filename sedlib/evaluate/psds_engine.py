@@ -38,7 +38,8 @@ from sedlib.evaluate.inputs import (
     clip_matrix,
     path_of,
 )
-from sedlib.evaluate.psds_stats import PSDSStats, SegmentStats, segment_layout
+from sedlib.evaluate.auroc_stats import SegmentStats, segment_layout
+from sedlib.evaluate.psds_stats import PSDSStats
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +132,11 @@ _SHARED: dict[str, Any] = {}  # handed to forked workers (not pickled)
 
 
 def _worker(job: tuple[int, list[str]]):
+    """One forked worker's share of the clips: its accumulators."""
     first, shard = job
-    scores, inputs, gt, make_psds, seg_stats, counted = (
-        _SHARED[k] for k in ("scores", "inputs", "gt", "make_psds", "seg", "counted"))
-    psds_stats, seg = _fast_shard(scores, inputs, gt, shard, make_psds(), seg_stats, max(0, counted - first))
-    if seg is None:
-        return psds_stats, None
-    start, stop = seg.segments[shard[0]][0], seg.segments[shard[-1]][1]  # shards are contiguous
-    return psds_stats, (start, stop, seg.scores[:, start:stop], seg.positive[:, start:stop])
+    scores, inputs, gt, fresh, counted = (_SHARED[k] for k in ("scores", "inputs", "gt", "fresh", "counted"))
+    psds_stats, seg_stats = fresh()
+    return _fast_shard(scores, inputs, gt, shard, psds_stats, seg_stats, max(0, counted - first))
 
 
 def run_fast(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConfig | None, num_jobs: int,
@@ -158,30 +156,33 @@ def run_fast(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConf
         with_gt[list(per)] += 1
     psds_stats = [PSDSStats(cfg, k, duration, len(inputs.clips) - with_gt) for cfg in configs]
     counted = _prepass(scores, inputs, gt, psds_stats, prepass)
-    seg_stats = SegmentStats(auroc, k, segment_layout(inputs, auroc)) if auroc is not None else None
     num_jobs = max(1, min(int(num_jobs), len(inputs.clips) // 32 or 1))
+    seg_stats = SegmentStats(auroc, k, segment_layout(inputs, auroc)) if auroc is not None else None
     if num_jobs == 1:
         psds_stats, seg_stats = _fast_shard(scores, inputs, gt, inputs.clips, psds_stats, seg_stats,
                                             counted, progress=True)
     else:
         import multiprocessing
 
+        # this process takes the first share itself; forked workers the others
         bounds = np.linspace(0, len(inputs.clips), num_jobs + 1).astype(int)
         jobs = [(int(a), inputs.clips[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        _SHARED.update(scores=scores, inputs=inputs, gt=gt, seg=seg_stats, counted=counted,
-                       make_psds=lambda: copy.deepcopy(psds_stats))
+        _SHARED.update(scores=scores, inputs=inputs, gt=gt, counted=counted,
+                       fresh=lambda: copy.deepcopy((psds_stats, seg_stats)))
         try:
-            with multiprocessing.get_context("fork").Pool(num_jobs) as pool:
-                parts = pool.map(_worker, jobs)
+            with multiprocessing.get_context("fork").Pool(num_jobs - 1) as pool:
+                pending = pool.map_async(_worker, jobs[1:])
+                psds_stats, seg_stats = _fast_shard(scores, inputs, gt, jobs[0][1], psds_stats, seg_stats,
+                                                    counted, progress=True)
+                parts = pending.get()
         finally:
             _SHARED.clear()
-        for shard_stats, seg in parts:
-            for acc, part in zip(psds_stats, shard_stats):
+        for shard_psds, shard_seg in parts:
+            for acc, part in zip(psds_stats, shard_psds):
                 acc.merge(part)
             if seg_stats is not None:
-                start, stop, seg_scores, seg_positive = seg
-                seg_stats.scores[:, start:stop] = seg_scores
-                seg_stats.positive[:, start:stop] = seg_positive
+                seg_stats.merge(shard_seg)
+        del parts
     n_ref = np.zeros(k, dtype=int)
     t_ref = np.zeros(k)
     index = {c: i for i, c in enumerate(inputs.classes)}
@@ -189,8 +190,9 @@ def run_fast(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConf
         for onset, offset, label in inputs.ground_truth[cid]:
             n_ref[index[label]] += 1
             t_ref[index[label]] += offset - onset
+    seg = seg_stats.result(inputs.classes) if seg_stats is not None else None
     psds = [acc.result(n_ref, t_ref, inputs.classes) for acc in psds_stats]
-    return psds, (seg_stats.result(inputs.classes) if seg_stats is not None else None)
+    return psds, seg
 
 
 def run_reference(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConfig | None):

@@ -1,7 +1,7 @@
 """Accumulators of the fast PSDS engine (:mod:`sedlib.evaluate.psds_engine`, whose docstring gives the
 exactness argument): per PSDS configuration, the score thresholds where a class's TP / FP / cross
-trigger counts change, pruned as they stream in; per AUROC configuration, segment maxima and
-labels. Each ``result`` then combines them as ``sed_scores_eval`` does, with its own functions.
+trigger counts change, pruned as they stream in. ``result`` then combines them as
+``sed_scores_eval`` does, with its own functions. (Segment-based AUROC: :mod:`sedlib.evaluate.auroc_stats`.)
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import math
 
 import numpy as np
 
-from sedlib.evaluate.config import SECONDS_PER_UNIT, AUROCConfig, PSDSConfig
-from sedlib.evaluate.inputs import EvaluationError, Inputs
+from sedlib.evaluate.config import SECONDS_PER_UNIT, PSDSConfig
+from sedlib.evaluate.inputs import EvaluationError
+from sedlib.evaluate.psds_counts import ClipPairs, intersection_deltas, library_deltas
 
 _EMPTY = np.empty(0)
+_BATCH = 64  # clips whose full pairs are counted together
 
 
 class PSDSStats:
@@ -33,6 +35,7 @@ class PSDSStats:
         self.pending: list[np.ndarray] = []
         self.parts: list[list[np.ndarray]] = [[], [], [], []]  # class, score, tps delta, fps delta
         self.cts_parts: list[list[np.ndarray]] = [[], [], [], []]  # class, other class, score, delta
+        self.batch: list[ClipPairs] = []  # clips whose full pairs are not yet counted
         self.chunks: list[tuple[np.ndarray, ...]] = []
         self.cts_chunks: list[tuple[np.ndarray, ...]] = []
         self.stored = 0
@@ -60,11 +63,6 @@ class PSDSStats:
 
     def add_clip(self, ts: np.ndarray, s: np.ndarray, gt: dict[int, tuple[np.ndarray, np.ndarray]],
                  maxima: np.ndarray, has_gt: np.ndarray, count: bool = True) -> None:
-        from sed_scores_eval.base_modules.cy_detection import onset_offset_curves
-        from sed_scores_eval.intersection_based.intermediate_statistics import (
-            statistics_fn,
-        )
-
         cfg, theta = self.cfg, self.theta
         if cfg.dtc_threshold * float(np.min(np.diff(ts))) < 10.0 ** -cfg.time_decimals:
             # below this a detection without ground truth could pass the DTC after rounding
@@ -94,39 +92,36 @@ class PSDSStats:
             delta = (value > prev).astype(np.int32) - (nxt > value)
             keep = delta != 0
             self._append(c_idx[keep], value[keep], np.zeros(int(keep.sum()), np.int32), delta[keep])
-        others_on = {o: v[0] for o, v in gt.items()} if cfg.cttc_threshold is not None else {}
-        others_off = {o: v[1] for o, v in gt.items()} if cfg.cttc_threshold is not None else {}
-        for c in np.flatnonzero(full):
-            sc = np.ascontiguousarray(s[:, c])
-            cands = np.unique(sc)
-            if theta[c] > -np.inf:
-                cands = cands[cands > theta[c]]
-            if not cands.size:
-                continue
-            _, det_on, det_off = onset_offset_curves(sc, ts, cands)
-            target_on, target_off = gt.get(c, (_EMPTY, _EMPTY))
-            stats = statistics_fn(
-                detection_onset_times=det_on, detection_offset_times=det_off,
-                target_onset_times=target_on, target_offset_times=target_off,
-                other_onset_times={o: v for o, v in others_on.items() if o != c},
-                other_offset_times={o: v for o, v in others_off.items() if o != c},
-                dtc_threshold=cfg.dtc_threshold, gtc_threshold=cfg.gtc_threshold,
-                cttc_threshold=cfg.cttc_threshold, time_decimals=cfg.time_decimals,
-            )
-            tps, fps = _deltas(stats["tps"]), _deltas(stats["fps"])
-            nonzero = (tps != 0) | (fps != 0)
-            if cfg.cttc_threshold is not None:
-                for o, counts in stats["cts"].items():
-                    d = _deltas(counts)
-                    sel = d != 0
-                    if sel.any():
-                        nonzero |= sel
-                        n = int(sel.sum())
-                        new = (np.full(n, c), np.full(n, o), cands[sel], d[sel])
-                        for part, value in zip(self.cts_parts, new):
-                            part.append(value)
-            n = int(nonzero.sum())
-            self._append(np.full(n, c), cands[nonzero], tps[nonzero], fps[nonzero])
+        if full.any():
+            idx = np.flatnonzero(full)
+            labels = sorted(gt)
+            self.batch.append(ClipPairs(
+                ts, s[:, idx], idx, theta[idx],
+                np.concatenate([gt[c][0] for c in labels]) if gt else _EMPTY,
+                np.concatenate([gt[c][1] for c in labels]) if gt else _EMPTY,
+                np.concatenate([np.full(len(gt[c][0]), c) for c in labels]) if gt else np.empty(0, int),
+            ))
+            if len(self.batch) >= _BATCH:
+                self._count_batch()
+
+    def _count_batch(self) -> None:
+        """Count the pending clips' full pairs together (:mod:`sedlib.evaluate.psds_counts`)."""
+        if not self.batch:
+            return
+        cfg = self.cfg
+        args = (cfg.dtc_threshold, cfg.gtc_threshold, cfg.cttc_threshold, cfg.time_decimals)
+        finite = [it for it in self.batch if not np.isneginf(it.scores).any()]
+        out = [intersection_deltas(finite, *args) if finite else None]
+        if out[0] is None:  # a rounding could differ from the library's: let it count
+            out = [library_deltas(finite, *args)] if finite else []
+        if len(finite) < len(self.batch):
+            out.append(library_deltas([it for it in self.batch if np.isneginf(it.scores).any()], *args))
+        self.batch = []
+        for d in out:
+            self._append(*d.main)
+            if d.cts is not None:
+                for part, value in zip(self.cts_parts, d.cts):
+                    part.append(value)
 
     def _append(self, cls, score, tps, fps) -> None:
         for part, value in zip(self.parts, (cls, score, tps, fps)):
@@ -134,6 +129,7 @@ class PSDSStats:
 
     def flush(self) -> None:
         """Turn the clips added since the last flush into a chunk; raise pruning levels; prune."""
+        self._count_batch()
         if self.parts[0]:
             cls, score, tps, fps = (np.concatenate(p) for p in self.parts)
             chunk = (cls.astype(np.int32), score, tps.astype(np.int32), fps.astype(np.int32))
@@ -146,7 +142,8 @@ class PSDSStats:
         if self.prune and not self.fixed:
             self.update_top()
             finite = int(np.isfinite(self.theta).sum())
-            if finite > self.finite_at_prune or self.stored > 2 * self.stored_after_prune + 1_000_000:
+            slack = max(self.stored_after_prune // 4, 250_000)
+            if finite > self.finite_at_prune or self.stored > self.stored_after_prune + slack:
                 self.prune_stored()
 
     def prune_stored(self) -> None:
@@ -191,7 +188,7 @@ class PSDSStats:
         bounds = np.searchsorted(cls, np.arange(k + 1))
         if self.cts_chunks:
             ccls, cother, cscore, cdelta = (np.concatenate([c[i] for c in self.cts_chunks]) for i in range(4))
-            corder = np.lexsort((cscore, cother, ccls))
+            corder = np.argsort(ccls, kind="stable")
             ccls, cother, cscore, cdelta = ccls[corder], cother[corder], cscore[corder], cdelta[corder]
             cbounds = np.searchsorted(ccls, np.arange(k + 1))
         rocs = {}
@@ -206,26 +203,19 @@ class PSDSStats:
             efpr = fp_count / self.duration
             if cfg.alpha_ct != 0:
                 ct_sum = np.zeros(len(unique) + 1)
-                if self.cts_chunks:
+                if self.cts_chunks:  # each cross trigger weighs 1 / (the other class's event time)
                     ca, cb = cbounds[c], cbounds[c + 1]
-                    others = cother[ca:cb]
-                    for o in np.unique(others):  # ascending = sed_scores_eval's class order
-                        sel = slice(ca + np.searchsorted(others, o), ca + np.searchsorted(others, o, "right"))
-                        pos = np.searchsorted(unique, cscore[sel])
-                        dense = np.bincount(pos, weights=cdelta[sel], minlength=len(unique))
-                        ct_sum = ct_sum + _reverse_cumsum(dense) / max(float(t_ref[o]), 1e-12)
-                # = np.mean over the K - 1 other classes' rates, summed in the same order
+                    rate = cdelta[ca:cb] / np.maximum(t_ref[cother[ca:cb]], 1e-12)
+                    pos = np.searchsorted(unique, cscore[ca:cb])
+                    ct_sum = _reverse_cumsum(np.bincount(pos, weights=rate, minlength=len(unique)))
+                # = np.mean over the K - 1 other classes' rates (summed in another order: equal to
+                # sed_scores_eval's to float precision, not bit for bit)
                 efpr = efpr + cfg.alpha_ct * (ct_sum / (k - 1) if k > 1 else np.full_like(ct_sum, np.nan))
             efpr = efpr * self.unit
             rocs[classes[c]] = _sort_and_cut(tpr, efpr, cfg.max_efpr)
         etpr, efpr = multi_class_psd_roc_from_single_class_psd_rocs(rocs, cfg.alpha_st, cfg.max_efpr)
         per_class = {c: float(psds_from_psd_roc(t, f, cfg.max_efpr)) for c, (t, f) in rocs.items()}
         return float(psds_from_psd_roc(etpr, efpr, cfg.max_efpr)), per_class
-
-
-def _deltas(stats: np.ndarray) -> np.ndarray:
-    """Counts at ascending thresholds -> their changes (the count above the last one is 0)."""
-    return stats - np.concatenate((stats[1:], np.zeros_like(stats[:1])))
 
 
 def _reverse_cumsum(deltas: np.ndarray) -> np.ndarray:
@@ -251,68 +241,3 @@ def _sort_and_cut(tpr: np.ndarray, efpr: np.ndarray, max_efpr: float | None) -> 
         cut = int(np.searchsorted(efpr, max_efpr, side="right"))  # first index with efpr > max_efpr
         tpr, efpr = tpr[:cut], efpr[:cut]
     return tpr, efpr
-
-
-class SegmentStats:
-    """Per-segment maxima and labels for segment-based (partial) AUROC, as sed_scores_eval does it."""
-
-    def __init__(self, cfg: AUROCConfig, num_classes: int, segments: dict[str, tuple[int, int]]):
-        self.cfg, self.k, self.segments = cfg, num_classes, segments
-        total = max((stop for _, stop in segments.values()), default=0)
-        self.scores = np.zeros((num_classes, total))  # (K, all segments)
-        self.positive = np.zeros((num_classes, total), dtype=bool)
-
-    def add_clip(self, cid: str, ts: np.ndarray, s: np.ndarray,
-                 gt: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
-        cfg = self.cfg
-        start, stop = self.segments[cid]
-        n = stop - start
-        ts = np.round(ts, cfg.time_decimals)
-        bounds = np.round(np.arange(n + 1) * cfg.segment_length, cfg.time_decimals)
-        seg_on, seg_off = bounds[:-1], bounds[1:]
-        first = np.maximum(np.searchsorted(ts, seg_on, side="right") - 1, 0)
-        last = np.minimum(np.searchsorted(ts, seg_off, side="left"), len(ts) - 1)
-        for i in range(n):
-            if last[i] > first[i]:
-                self.scores[:, start + i] = s[first[i]:last[i]].max(axis=0)
-        for c, (onsets, offsets) in gt.items():
-            hit = np.zeros(n, dtype=bool)
-            for onset, offset in zip(onsets, offsets):
-                hit |= (seg_on < offset) & (seg_off > onset) & (seg_off > seg_on)
-            self.positive[c, start:stop] = hit
-
-    def result(self, classes: list[str]) -> tuple[float, dict[str, float]]:
-        """Mean and per-class AUROC, as ``sed_scores_eval.segment_based.auroc`` computes them."""
-        from sed_scores_eval.base_modules.curves import linear_auc
-
-        cfg = self.cfg
-        per_class = {}
-        for c, name in enumerate(classes):
-            unique, inverse = np.unique(self.scores[c], return_inverse=True)
-            pos = self.positive[c]
-            tps = _reverse_cumsum(np.bincount(inverse, weights=pos, minlength=len(unique)))
-            fps = _reverse_cumsum(np.bincount(inverse, weights=~pos, minlength=len(unique)))
-            n_ref = tps[0]
-            n_sys = tps + fps
-            tns = n_sys[0] - n_sys - (n_ref - tps)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                tpr, fpr = tps / n_ref, fps / (tns + fps)
-            order = np.lexsort((tpr, fpr))  # sed_scores_eval's xsort
-            auc = linear_auc(tpr[order], fpr[order], max_x=cfg.max_fpr)
-            if cfg.max_fpr is not None and cfg.mcclish_correction:
-                lo, hi = 0.5 * cfg.max_fpr ** 2, cfg.max_fpr
-                auc = 0.5 * (1 + (auc - lo) / (hi - lo))
-            else:
-                auc = auc / (1 if cfg.max_fpr is None else cfg.max_fpr)
-            per_class[name] = float(auc)
-        return float(np.mean(list(per_class.values()))), per_class
-
-
-def segment_layout(inputs: Inputs, cfg: AUROCConfig) -> dict[str, tuple[int, int]]:
-    """clip -> its (start, stop) columns in :class:`SegmentStats`, clips in evaluation order."""
-    out, start = {}, 0
-    for cid in inputs.clips:
-        n = int(np.ceil(inputs.durations[cid] / cfg.segment_length))
-        out[cid] = (start, start + n)
-        start += n
-    return out

@@ -124,6 +124,54 @@ class SyntheticScores(Mapping):
         return pd.DataFrame(out, columns=self.columns, copy=False)
 
 
+class PssSampler:
+    """Peak proportional set size (MB) of this process and its children, sampled every 250 ms.
+
+    Unlike the sum of peak RSS, PSS counts memory shared by forked workers once."""
+
+    def __init__(self):
+        import threading
+
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _pss_kb(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _tree(self) -> list[int]:
+        import os
+
+        pids, todo = [], [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    todo += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+            except OSError:
+                pass
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.peak = max(self.peak, sum(self._pss_kb(p) for p in self._tree()) / 1024)
+
+
 def peak_rss_mb() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -176,12 +224,13 @@ def main() -> None:
     if args.tracemalloc:
         tracemalloc.start()
     t0 = time.perf_counter()
-    report = evaluate.psds_report(
-        scores, gt, durations, psds1=PSDS1,
-        psds2=PSDS2 if "psds2" in metrics else None,
-        pauroc=PAUROC if "pauroc" in metrics else None,
-        num_jobs=args.jobs, engine=args.engine, prepass=args.prepass,
-    )
+    with PssSampler() as pss:
+        report = evaluate.psds_report(
+            scores, gt, durations, psds1=PSDS1,
+            psds2=PSDS2 if "psds2" in metrics else None,
+            pauroc=PAUROC if "pauroc" in metrics else None,
+            num_jobs=args.jobs, engine=args.engine, prepass=args.prepass,
+        )
     elapsed = time.perf_counter() - t0
     generated = getattr(scores, "calls", 0) - calls_before
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
@@ -192,6 +241,7 @@ def main() -> None:
         "scores_generated": generated,
         "seconds_without_generation": round(elapsed - gen_per_clip * generated, 2),
         "peak_rss_mb": round(own), "peak_rss_children_mb": round(children),
+        "peak_pss_total_mb": round(pss.peak),
         "tracemalloc_peak_mb": None if traced is None else round(traced),
         **{k: report[k] for k in ("psds1", "psds1_macro", "psds2", "pauroc")},
     }

@@ -161,6 +161,7 @@ def test_fast_engine_equals_sed_scores_eval(seed, ties):
     want = ev.psds_report(scores, gt, durations, engine="reference")
     lazy = ev.MappedScores(scores, lambda df: df)  # not a dict: partial prepass, levels rise
     for got in (ev.psds_report(scores, gt, durations),
+                ev.psds_report(scores, gt, durations, num_jobs=2),  # prepass shared out too
                 ev.psds_report(lazy, gt, durations),
                 ev.psds_report(lazy, gt, durations, num_jobs=2)):
         assert_same(got, want)

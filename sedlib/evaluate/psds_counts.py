@@ -56,7 +56,7 @@ def _near_midpoint(x: np.ndarray, decimals: int) -> bool:
     if not x.size:
         return False
     v = np.abs(x) * 10.0 ** decimals
-    return bool((np.abs(v - np.floor(v) - 0.5) < 1e-6).any())
+    return bool((np.abs(v - np.floor(v) - 0.5) < 1e-3).any())
 
 
 def _padded(items: list[ClipPairs]):
@@ -94,53 +94,74 @@ def _sum_sequential(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _row_sums(rows: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
-    """Sum ``values`` (N, W) into ``n_rows`` rows by ``rows`` (N,), each bin in input order."""
-    width = values.shape[1]
-    index = (rows[:, None] * width + np.arange(width)).ravel()
-    return np.bincount(index, weights=values.ravel(), minlength=n_rows * width).reshape(n_rows, width)
+def _runs(scores: np.ndarray, theta: np.ndarray):
+    """Every distinct detection of every pair, and the thresholds at which it exists.
 
-
-def _detections(scores: np.ndarray, theta: np.ndarray):
-    """All detections of all pairs at all their thresholds above ``theta``.
-
-    ``scores`` (N, T), ``theta`` (N,). A row is a (pair, threshold); thresholds are each pair's
-    unique scores above its level, ascending. Only frames above the level can be in a detection,
-    so each pair's frames are cut to those, plus one separator after each run of them; a row scans
-    only its pair's cut frames. Returns ``row_pair, row_theta`` (R,) and per detection ``row,
-    start, stop`` (D,): frames ``start .. stop - 1`` are >= the row's threshold, their neighbours
-    are not.
+    ``scores`` (N, T), ``theta`` (N,). A row is a (pair, threshold): the pair's unique scores
+    above its level, ascending (``row_pair, row_theta`` (R,)). A run of frames is a detection at
+    threshold ``u`` iff its minimum is >= u and both neighbours are < u; so the run around frame
+    i between its nearest strictly lower neighbours is the detection at ``u = score[i]`` and at
+    every lower threshold down to (excluded) its higher neighbour. Only frames above the level
+    matter; each pair's are laid out in a flat array with -inf between separate stretches and
+    between pairs, and the nearest lower neighbours are found by binary lifting over range minima.
+    Returns the rows and per run ``(pair, start frame, stop frame, first row, last row)`` (U,):
+    the run is a detection at rows ``first .. last``.
     """
+    n, t = scores.shape
     above = scores > theta[:, None]  # (N, T)
-    keep = above.copy()
-    keep[:, 1:] |= above[:, :-1] & ~above[:, 1:]  # separators
-    kept_pair, kept_frame = np.nonzero(keep)  # by pair, frames ascending
-    kept_value = np.where(above[kept_pair, kept_frame], scores[kept_pair, kept_frame], -np.inf)
-    seg_start = np.searchsorted(kept_pair, np.arange(len(scores)))
-    seg_len = np.diff(np.r_[seg_start, len(kept_pair)])
-    pair, frame = np.nonzero(above)
+    pair, frame = np.nonzero(above)  # by pair, frames ascending
     value = scores[pair, frame]
+    # flat layout: a -inf before each pair, between stretches of frames above the level, at the end
+    gap = np.r_[True, (pair[1:] != pair[:-1]) | (frame[1:] != frame[:-1] + 1)]
+    pos = np.arange(len(pair)) + np.cumsum(gap)
+    size = (pos[-1] if len(pos) else 0) + 2
+    flat = np.full(size, -np.inf)
+    flat[pos] = value
+    # rows: unique (pair, value), ascending
     order = np.lexsort((value, pair))
-    pair, value = pair[order], value[order]
-    first = np.r_[True, (pair[1:] != pair[:-1]) | (value[1:] != value[:-1])]
-    row_pair, row_theta = pair[first], value[first]
-    # every row's cut frames, rows one after another
-    length = seg_len[row_pair]
-    ends = np.cumsum(length)
-    begins = ends - length
-    row_of = np.repeat(np.arange(len(row_pair)), length)
-    elem = np.arange(ends[-1] if len(ends) else 0) + np.repeat(seg_start[row_pair] - begins, length)
-    active = kept_value[elem] >= row_theta[row_of]
-    first_of_row = np.zeros(len(elem), dtype=bool)
-    first_of_row[begins] = True
-    last_of_row = np.zeros(len(elem), dtype=bool)
-    last_of_row[ends - 1] = True
-    prev = np.r_[False, active[:-1]] & ~first_of_row
-    nxt = np.r_[active[1:], False] & ~last_of_row
-    on_elem = np.flatnonzero(active & ~prev)
-    off_elem = np.flatnonzero(active & ~nxt)
-    # a run's last frame is followed, in the clip, by a separator or a lower frame: stop = frame + 1
-    return row_pair, row_theta, row_of[on_elem], kept_frame[elem[on_elem]], kept_frame[elem[off_elem]] + 1
+    new_row = np.r_[True, (pair[order][1:] != pair[order][:-1]) | (value[order][1:] != value[order][:-1])]
+    row_id = np.empty(len(pair), dtype=np.intp)
+    row_id[order] = np.cumsum(new_row) - 1
+    row_pair, row_theta = pair[order][new_row], value[order][new_row]
+    first_row = np.searchsorted(row_pair, np.arange(n))
+    flat_row = np.full(size, -1)
+    flat_row[pos] = row_id
+    # nearest strictly lower neighbours: left[i] < i, right[i] > i
+    levels = [flat]
+    while (1 << len(levels)) < 2 * t + 2:
+        prev, step = levels[-1], 1 << (len(levels) - 1)
+        levels.append(np.minimum(prev, np.r_[prev[step:], np.full(step, -np.inf)]))
+    left, right = pos.copy(), pos + 1
+    for k in range(len(levels) - 1, -1, -1):
+        step = 1 << k
+        cand = left - step
+        ok = cand >= 0
+        ok[ok] = levels[k][cand[ok]] >= value[ok]
+        left = np.where(ok, cand, left)
+        ok = right + step <= size
+        ok[ok] = levels[k][right[ok]] >= value[ok]
+        right = np.where(ok, right + step, right)
+    left -= 1
+    # one run per (left, right); frames of equal minimum give the same run
+    _, rep = np.unique(left * size + right, return_index=True)
+    lo, hi = left[rep], right[rep]
+    run_pair = pair[rep]
+    start = frame[rep] - (pos[rep] - lo - 1)
+    stop = frame[rep] + (hi - pos[rep])
+    higher_neighbour = np.maximum(flat_row[lo], flat_row[hi])  # -1: both below the level
+    first = np.where(higher_neighbour >= 0, higher_neighbour + 1, first_row[run_pair])
+    return row_pair, row_theta, run_pair, start, stop, first, row_id[rep]
+
+
+def _range_sums(first: np.ndarray, last: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """Add ``values`` (U, W) to rows ``first .. last`` (U,) each: (R, W), summed in row order."""
+    width = values.shape[1]
+    cols = np.arange(width)
+    diff = np.bincount((first[:, None] * width + cols).ravel(), weights=values.ravel(),
+                       minlength=(n_rows + 1) * width)
+    diff -= np.bincount(((last[:, None] + 1) * width + cols).ravel(), weights=values.ravel(),
+                        minlength=(n_rows + 1) * width)
+    return np.cumsum(diff.reshape(n_rows + 1, width), axis=0)[:n_rows]
 
 
 def intersection_deltas(items: list[ClipPairs], dtc: float, gtc: float, cttc: float | None,
@@ -148,29 +169,23 @@ def intersection_deltas(items: list[ClipPairs], dtc: float, gtc: float, cttc: fl
     """The count deltas of all pairs in ``items``; ``None`` if a rounding could differ from the
     library's (the caller then uses ``sed_scores_eval`` for this batch)."""
     scores, stamps, ev_on, ev_off, ev_lab, clip_of_pair, pair_cls, theta = _padded(items)
-    row_pair, row_theta, det_row, start, stop = _detections(scores, theta)
-    if not len(row_pair):
+    row_pair, row_theta, u_pair, start, stop, first, last = _runs(scores, theta)
+    n_rows = len(row_pair)
+    if not n_rows:
         return Deltas(tuple(np.empty(0, dt) for dt in (np.int32, float, np.int32, np.int32)), None)
-    # a run often stays the same over several thresholds: judge each distinct run once
-    width = scores.shape[1] + 1
-    key = (row_pair[det_row].astype(np.int64) * width + start) * width + stop
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    u_pair = row_pair[det_row[first]]
     u_clip, u_cls = clip_of_pair[u_pair], pair_cls[u_pair]
-    u_on, u_off = stamps[u_clip, start[first]], stamps[u_clip, stop[first]]
+    u_on, u_off = stamps[u_clip, start], stamps[u_clip, stop]
     length = u_off - u_on
     # intersections with every event of the clip (U, E); padded events have none
     e_on, e_off, e_lab = ev_on[u_clip], ev_off[u_clip], ev_lab[u_clip]
     inter = np.maximum(np.minimum(u_off[:, None], e_off) - np.maximum(u_on[:, None], e_on), 0.0)
     is_target = e_lab == u_cls[:, None]
     target_raw = _sum_sequential(np.where(is_target, inter, 0.0))
-    relevant_u = np.round(target_raw, decimals) >= np.round(dtc * length, decimals)  # DTC
-    relevant = relevant_u[inv]
-    n_rows = len(row_pair)
-    fps = np.bincount(det_row, weights=~relevant, minlength=n_rows).astype(np.int64)
-    # GTC per (row, event): intersection with the row's relevant detections, in time order
+    relevant = np.round(target_raw, decimals) >= np.round(dtc * length, decimals)  # DTC
+    fps = np.rint(_range_sums(first, last, (~relevant)[:, None].astype(float), n_rows)[:, 0]).astype(np.int64)
+    # GTC per (row, event): intersection with the row's relevant detections
     hit = np.flatnonzero(relevant)
-    gt_raw = _row_sums(det_row[hit], np.where(is_target, inter, 0.0)[inv[hit]], n_rows)
+    gt_raw = _range_sums(first[hit], last[hit], np.where(is_target, inter, 0.0)[hit], n_rows)
     row_clip = clip_of_pair[row_pair]
     row_target = ev_lab[row_clip] == pair_cls[row_pair][:, None]  # (R, E)
     gt_len = ev_off[row_clip] - ev_on[row_clip]
@@ -178,11 +193,11 @@ def intersection_deltas(items: list[ClipPairs], dtc: float, gtc: float, cttc: fl
     checks = [target_raw, gt_raw[row_target]]
     cts = None
     if cttc is not None:
-        crossing, slot_cls, other_raw = _cross_triggers(items, relevant_u, inter, e_lab, u_clip, u_cls,
+        crossing, slot_cls, other_raw = _cross_triggers(items, relevant, inter, e_lab, u_clip, u_cls,
                                                         length, cttc, decimals)
-        sub = np.flatnonzero(crossing.any(axis=1)[inv])
-        counts = _row_sums(det_row[sub], crossing[inv[sub]], n_rows).astype(np.int64)
-        cts = (counts, slot_cls[row_clip])
+        sub = np.flatnonzero(crossing.any(axis=1))
+        counts = np.rint(_range_sums(first[sub], last[sub], crossing[sub].astype(float), n_rows))
+        cts = (counts.astype(np.int64), slot_cls[row_clip])
         checks.append(other_raw)
     if any(_near_midpoint(x, decimals) for x in checks):
         return None

@@ -111,32 +111,94 @@ def _prepass(scores, inputs: Inputs, gt, psds_stats: list[PSDSStats], prepass: s
     todo = [acc for acc in psds_stats if acc.prune]
     if not todo:
         return 0
-    everything = prepass == "full" or (prepass == "auto" and type(scores) is dict)
+    everything = _full_prepass(scores, prepass)
+    n = _count_levels(scores, inputs, gt, todo, inputs.clips, stop_early=not everything)
+    for acc in todo:
+        acc.fixed = n == len(inputs.clips)
+    log.debug("PSDS prepass counted %d of %d clips", n, len(inputs.clips))
+    return n
+
+
+def _full_prepass(scores, prepass: str) -> bool:
+    if prepass not in ("auto", "full", "partial"):
+        raise ValueError(f"prepass must be 'auto', 'full' or 'partial', got {prepass!r}")
+    return prepass == "full" or (prepass == "auto" and type(scores) is dict)
+
+
+def _count_levels(scores, inputs: Inputs, gt, todo: list[PSDSStats], clips: list[str],
+                  stop_early: bool = False) -> int:
+    """Count the pair maxima of ``clips`` into ``todo``'s levels; returns how many clips."""
     n = 0
-    for n, (_, _, _, maxima, has_gt) in enumerate(_clip_stream(scores, inputs, gt, inputs.clips), 1):
+    for n, (_, _, _, maxima, has_gt) in enumerate(_clip_stream(scores, inputs, gt, clips), 1):
         for acc in todo:
             acc.count_maxima(maxima, has_gt)
         if n % _CHUNK == 0:
             for acc in todo:
                 acc.update_top()
-            if not everything and min(acc.established() for acc in todo) >= 0.95:
+            if stop_early and min(acc.established() for acc in todo) >= 0.95:
                 break
     for acc in todo:
         acc.update_top()
-        acc.fixed = n == len(inputs.clips)
-    log.debug("PSDS prepass counted %d of %d clips", n, len(inputs.clips))
     return n
 
 
 _SHARED: dict[str, Any] = {}  # handed to forked workers (not pickled)
 
 
-def _worker(job: tuple[int, list[str]]):
-    """One forked worker's share of the clips: its accumulators."""
-    first, shard = job
+def _levels_worker(shard: list[str]) -> list[np.ndarray]:
+    """One forked worker's share of a parallel prepass: the top pair maxima per prunable class."""
+    psds_stats, _ = _SHARED["fresh"]()
+    todo = [acc for acc in psds_stats if acc.prune]
+    _count_levels(_SHARED["scores"], _SHARED["inputs"], _SHARED["gt"], todo, shard)
+    return [acc.top for acc in todo]
+
+
+def _worker(job: tuple[int, list[str], list[np.ndarray] | None]):
+    """One forked worker's share of the clips: its accumulators (with the prepass's levels)."""
+    first, shard, tops = job
     scores, inputs, gt, fresh, counted = (_SHARED[k] for k in ("scores", "inputs", "gt", "fresh", "counted"))
     psds_stats, seg_stats = fresh()
+    if tops is not None:
+        for acc, top in zip([acc for acc in psds_stats if acc.prune], tops):
+            acc.set_top(top)
     return _fast_shard(scores, inputs, gt, shard, psds_stats, seg_stats, max(0, counted - first))
+
+
+def _run_parallel(scores, inputs: Inputs, gt, psds_stats, seg_stats, num_jobs: int, prepass: str):
+    """:func:`run_fast` on ``num_jobs`` processes: this one takes the first share of the clips,
+    forked workers the others; a full prepass is shared out the same way."""
+    import copy
+    import multiprocessing
+
+    bounds = np.linspace(0, len(inputs.clips), num_jobs + 1).astype(int)
+    shards = [inputs.clips[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    todo = [acc for acc in psds_stats if acc.prune]
+    parallel_prepass = bool(todo) and _full_prepass(scores, prepass)
+    counted = len(inputs.clips) if parallel_prepass else _prepass(scores, inputs, gt, psds_stats, prepass)
+    _SHARED.update(scores=scores, inputs=inputs, gt=gt, counted=counted,
+                   fresh=lambda: copy.deepcopy((psds_stats, seg_stats)))
+    try:
+        with multiprocessing.get_context("fork").Pool(num_jobs - 1) as pool:
+            tops = None
+            if parallel_prepass:
+                pending = pool.map_async(_levels_worker, shards[1:])
+                _count_levels(scores, inputs, gt, todo, shards[0])
+                for part in pending.get():
+                    for acc, top in zip(todo, part):
+                        acc.set_top(np.concatenate((acc.top, top), axis=1))
+                tops = [acc.top for acc in todo]
+            pending = pool.map_async(_worker, [(int(a), shard, tops) for a, shard in zip(bounds, shards)][1:])
+            psds_stats, seg_stats = _fast_shard(scores, inputs, gt, shards[0], psds_stats, seg_stats,
+                                                counted, progress=True)
+            parts = pending.get()
+    finally:
+        _SHARED.clear()
+    for shard_psds, shard_seg in parts:
+        for acc, part in zip(psds_stats, shard_psds):
+            acc.merge(part)
+        if seg_stats is not None:
+            seg_stats.merge(shard_seg)
+    return psds_stats, seg_stats
 
 
 def run_fast(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConfig | None, num_jobs: int,
@@ -146,8 +208,6 @@ def run_fast(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConf
     ``num_jobs`` forked processes each take a contiguous share of the clips; ``prepass`` (see
     :func:`_prepass`) changes time and memory, never the result.
     """
-    import copy
-
     k = len(inputs.classes)
     gt = _per_class_gt(inputs)
     duration = sum(inputs.durations.values())  # dict order, as sed_scores_eval sums it
@@ -155,34 +215,14 @@ def run_fast(scores, inputs: Inputs, configs: list[PSDSConfig], auroc: AUROCConf
     for per in gt.values():
         with_gt[list(per)] += 1
     psds_stats = [PSDSStats(cfg, k, duration, len(inputs.clips) - with_gt) for cfg in configs]
-    counted = _prepass(scores, inputs, gt, psds_stats, prepass)
     num_jobs = max(1, min(int(num_jobs), len(inputs.clips) // 32 or 1))
     seg_stats = SegmentStats(auroc, k, segment_layout(inputs, auroc)) if auroc is not None else None
     if num_jobs == 1:
+        counted = _prepass(scores, inputs, gt, psds_stats, prepass)
         psds_stats, seg_stats = _fast_shard(scores, inputs, gt, inputs.clips, psds_stats, seg_stats,
                                             counted, progress=True)
     else:
-        import multiprocessing
-
-        # this process takes the first share itself; forked workers the others
-        bounds = np.linspace(0, len(inputs.clips), num_jobs + 1).astype(int)
-        jobs = [(int(a), inputs.clips[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        _SHARED.update(scores=scores, inputs=inputs, gt=gt, counted=counted,
-                       fresh=lambda: copy.deepcopy((psds_stats, seg_stats)))
-        try:
-            with multiprocessing.get_context("fork").Pool(num_jobs - 1) as pool:
-                pending = pool.map_async(_worker, jobs[1:])
-                psds_stats, seg_stats = _fast_shard(scores, inputs, gt, jobs[0][1], psds_stats, seg_stats,
-                                                    counted, progress=True)
-                parts = pending.get()
-        finally:
-            _SHARED.clear()
-        for shard_psds, shard_seg in parts:
-            for acc, part in zip(psds_stats, shard_psds):
-                acc.merge(part)
-            if seg_stats is not None:
-                seg_stats.merge(shard_seg)
-        del parts
+        psds_stats, seg_stats = _run_parallel(scores, inputs, gt, psds_stats, seg_stats, num_jobs, prepass)
     n_ref = np.zeros(k, dtype=int)
     t_ref = np.zeros(k)
     index = {c: i for i, c in enumerate(inputs.classes)}

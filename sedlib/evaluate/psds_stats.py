@@ -61,6 +61,13 @@ class PSDSStats:
         self.theta = self.top.min(axis=1)  # the L-th largest maximum; -inf until L are known
         self.pending = []
 
+    def set_top(self, candidates: np.ndarray) -> None:
+        """Levels from counted maxima ``candidates`` (K, >= L) of all clips (a parallel prepass)."""
+        kth = candidates.shape[1] - self.limit
+        self.top = np.partition(candidates, kth, axis=1)[:, kth:] if kth > 0 else candidates
+        self.theta = self.top.min(axis=1)
+        self.fixed = True
+
     def add_clip(self, ts: np.ndarray, s: np.ndarray, gt: dict[int, tuple[np.ndarray, np.ndarray]],
                  maxima: np.ndarray, has_gt: np.ndarray, count: bool = True) -> None:
         cfg, theta = self.cfg, self.theta
@@ -71,6 +78,7 @@ class PSDSStats:
             self.count_maxima(maxima, has_gt)
         alive = maxima > theta
         fast, full = alive & ~has_gt, alive & has_gt
+        over = s.T > theta[:, None]  # (K, T); C-contiguous when s is a DataFrame's block
         if cfg.cttc_threshold is not None and gt and fast.any():
             # a cross trigger needs a detection overlapping another class's event; detections above
             # the pruning level lie in frames above it, so only pairs with such a frame inside an
@@ -78,13 +86,12 @@ class PSDSStats:
             on = np.concatenate([v[0] for v in gt.values()])
             off = np.concatenate([v[1] for v in gt.values()])
             in_event = ((ts[:-1, None] < off) & (ts[1:, None] > on)).any(axis=1)  # (T,)
-            risky = fast & ((s > theta) & in_event[:, None]).any(axis=0)
+            risky = fast & (over & in_event).any(axis=1)
             fast, full = fast & ~risky, full | risky
         if fast.any():
             # sed_scores_eval's onset_deltas (+1 at local maxima, -1 at local minima), evaluated
             # only at frames above the pruning level: nothing below it can matter
-            above = s.T > np.where(fast, theta, np.inf)[:, None]  # (K, T); C-contiguous when s is
-            c_idx, t_idx = np.divmod(np.flatnonzero(above), s.shape[0])  # a DataFrame's block
+            c_idx, t_idx = np.divmod(np.flatnonzero(over & fast[:, None]), s.shape[0])
             value = s[t_idx, c_idx]
             last = len(s) - 1
             prev = np.where(t_idx > 0, s[np.maximum(t_idx - 1, 0), c_idx], -np.inf)
@@ -137,7 +144,8 @@ class PSDSStats:
             self.stored += len(chunk[0])
             self.parts = [[], [], [], []]
         if self.cts_parts[0]:
-            self.cts_chunks.append(tuple(np.concatenate(p) for p in self.cts_parts))
+            cls, other, score, delta = (np.concatenate(p) for p in self.cts_parts)
+            self.cts_chunks.append((cls.astype(np.int32), other.astype(np.int32), score, delta.astype(np.int32)))
             self.cts_parts = [[], [], [], []]
         if self.prune and not self.fixed:
             self.update_top()
@@ -183,27 +191,32 @@ class PSDSStats:
         dtypes = (np.int32, float, np.int32, np.int32)
         cls, score, tps, fps = (np.concatenate([c[i] for c in self.chunks]) if self.chunks
                                 else np.empty(0, dt) for i, dt in enumerate(dtypes))
-        order = np.lexsort((score, cls))
+        self.chunks = []  # (memory) the accumulator is spent after its result
+        order = np.argsort(cls, kind="stable")  # by class (a radix sort); by score per class below
         cls, score, tps, fps = cls[order], score[order], tps[order], fps[order]
+        del order
         bounds = np.searchsorted(cls, np.arange(k + 1))
-        if self.cts_chunks:
+        has_cts = bool(self.cts_chunks)
+        if has_cts:
             ccls, cother, cscore, cdelta = (np.concatenate([c[i] for c in self.cts_chunks]) for i in range(4))
+            self.cts_chunks = []
             corder = np.argsort(ccls, kind="stable")
             ccls, cother, cscore, cdelta = ccls[corder], cother[corder], cscore[corder], cdelta[corder]
             cbounds = np.searchsorted(ccls, np.arange(k + 1))
         rocs = {}
         for c in range(k):
             a, b = bounds[c], bounds[c + 1]
-            s = score[a:b]
+            by_score = np.argsort(score[a:b])  # ties are summed below, so any order of them will do
+            s = score[a:b][by_score]
             starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if b > a else np.empty(0, int)
             unique = s[starts]
-            tp_count = _reverse_cumsum(np.add.reduceat(tps[a:b], starts) if b > a else np.empty(0))
-            fp_count = _reverse_cumsum(np.add.reduceat(fps[a:b], starts) if b > a else np.empty(0))
+            tp_count = _reverse_cumsum(np.add.reduceat(tps[a:b][by_score], starts) if b > a else np.empty(0))
+            fp_count = _reverse_cumsum(np.add.reduceat(fps[a:b][by_score], starts) if b > a else np.empty(0))
             tpr = tp_count / max(int(n_ref[c]), 1)
             efpr = fp_count / self.duration
             if cfg.alpha_ct != 0:
                 ct_sum = np.zeros(len(unique) + 1)
-                if self.cts_chunks:  # each cross trigger weighs 1 / (the other class's event time)
+                if has_cts:  # each cross trigger weighs 1 / (the other class's event time)
                     ca, cb = cbounds[c], cbounds[c + 1]
                     rate = cdelta[ca:cb] / np.maximum(t_ref[cother[ca:cb]], 1e-12)
                     pos = np.searchsorted(unique, cscore[ca:cb])

@@ -83,3 +83,27 @@ def test_psds_falls_back_to_the_library_and_agrees(monkeypatch):
     got = psds_report(scores, gt, durations)
     for m in ("psds1", "psds1_macro", "psds2", "pauroc"):
         assert got[m] == pytest.approx(want[m], abs=1e-12)
+
+
+def test_pauroc_with_its_store_cut_many_times_equals_sed_scores_eval(monkeypatch):
+    """Levels rise over many flushes (every 4 clips): the kept maxima still give the library's AUC."""
+    from test_evaluate import synthetic
+
+    from sedlib.evaluate import auroc_stats
+
+    scores, gt, durations = synthetic(4, clips=200)
+    want = psds_report(scores, gt, durations, psds2=None, engine="reference")
+    cuts = []
+    original = auroc_stats.SegmentStats._cut
+
+    def counting_cut(self, c):
+        original(self, c)
+        cuts.append(self.level[c])
+
+    monkeypatch.setattr(auroc_stats.SegmentStats, "flush_every", 4)
+    monkeypatch.setattr(auroc_stats.SegmentStats, "_cut", counting_cut)
+    got = psds_report(scores, gt, durations, psds2=None)
+    assert len(cuts) >= 16 and np.isfinite(cuts).sum() >= 16  # the store was cut, at real levels
+    assert got["pauroc"] == pytest.approx(want["pauroc"], abs=1e-12)
+    for c, row in want["per_class"].items():
+        assert got["per_class"][c]["pauroc"] == pytest.approx(row["pauroc"], abs=1e-12)

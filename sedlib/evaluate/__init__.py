@@ -4,7 +4,8 @@
 - :mod:`~sedlib.evaluate.scores_io`: per-clip score TSVs in the sed_scores_eval layout.
 - :mod:`~sedlib.evaluate.config`: PSDS1 / PSDS2 / pAUROC settings;
   :mod:`~sedlib.evaluate.inputs`: ground truth, durations, checks.
-- :mod:`~sedlib.evaluate.psds_engine`, :mod:`~sedlib.evaluate.psds_stats`: the fast exact engine.
+- :mod:`~sedlib.evaluate.psds_engine`, :mod:`~sedlib.evaluate.psds_stats`, :mod:`~sedlib.evaluate.psds_counts`,
+  :mod:`~sedlib.evaluate.auroc_stats`: the fast exact engine.
 - :mod:`~sedlib.evaluate.report`: ``psds_report``.
 
 May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.data``.

@@ -24,6 +24,8 @@ from sedlib.evaluate.inputs import Inputs
 class SegmentStats:
     """Per-class segment maxima (and whether the segment is positive) at or above a rising level."""
 
+    flush_every = 1024  # clips
+
     def __init__(self, cfg: AUROCConfig, num_classes: int, segments: dict[str, tuple[int, int]]):
         self.cfg, self.k, self.segments = cfg, num_classes, segments
         self.total = max((stop for _, stop in segments.values()), default=0)
@@ -57,7 +59,7 @@ class SegmentStats:
                 positive[c] |= (seg_on < offset) & (seg_off > onset) & (seg_off > seg_on)
         self.positives += positive.sum(axis=1)
         self.pending.append((maxima, positive))
-        if len(self.pending) >= 1024:
+        if len(self.pending) >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:

@@ -4,16 +4,18 @@
 detections at every threshold, ``statistics_fn`` (intersection_based) counts them. At AudioSet
 Strong scale with PSDS2's cross triggers that is ~10^6 calls whose Python overhead is the whole
 cost. :func:`intersection_deltas` computes the same counts for a batch of clips in a few array
-operations: a detection at threshold ``theta`` is a maximal run of frames with ``score >= theta``
-(as ``onset_offset_curves`` defines it), from ``timestamps[start]`` to ``timestamps[stop]``; the
-DTC / GTC / CTTC tests are ``statistics_fn``'s, on the same floats, rounded the same way.
+operations: a detection at threshold ``u`` is a maximal run of frames with ``score >= u`` (as
+``onset_offset_curves`` defines it), from ``timestamps[start]`` to ``timestamps[stop]``; each
+distinct run is judged once (DTC, CTTC: ``statistics_fn``'s tests on the same floats, rounded the
+same way) and counted at every threshold where it is a detection (:func:`_runs`).
 
-Exactness. Every compared quantity is either computed by the same arithmetic as the library or
-is a sum of intersections that the library adds in another order (and then rounds to
-``time_decimals``). A different order moves a sum by a few ulps, which changes the rounded value
-only when the sum lies within ulps of a rounding midpoint; :func:`intersection_deltas` returns
-``None`` when any sum lies within 1e-6 (in units of the last kept decimal) of one, and the caller
-then counts that batch with the library itself. Tests check equality with ``sed_scores_eval``.
+Exactness. Every compared quantity is either computed by the same arithmetic as the library, or
+is a sum of intersections formed in another order (per run, or as a running sum over the
+thresholds) that the library then rounds to ``time_decimals``. The difference is a few ulps of
+the summands (far below 1e-9 s), which changes a rounded value only when the sum lies that close
+to a rounding midpoint; :func:`intersection_deltas` returns ``None`` when any sum lies within
+1e-9 s (1e-3 of the last kept decimal) of one, and the caller then counts that batch with the
+library itself (:func:`library_deltas`). Tests check equality with ``sed_scores_eval``.
 """
 
 from __future__ import annotations

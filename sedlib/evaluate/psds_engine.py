@@ -7,17 +7,20 @@ Two engines give the same numbers:
   right, but at AudioSet Strong scale (16,935 clips x 407 classes x 250 frames) it needs the whole
   score set in memory (~14 GB as float64 DataFrames) and hours of per-(clip, class) Python work.
 * ``engine="fast"`` (:func:`run_fast`, the default) streams the clips once and keeps only what can
-  still matter. It uses the library's own detection and counting code (``onset_offset_curves``,
-  ``statistics_fn``) for every (clip, class) pair with ground truth, the library's "no ground
-  truth" shortcut (one +1/-1 false-positive delta per local score maximum/minimum) for the rest,
-  and the library's ROC combination (``multi_class_psd_roc_from_single_class_psd_rocs``,
+  still matter. Pairs without ground truth and without a frame above the pruning level inside
+  another class's event get the library's "no ground truth" shortcut (one +1/-1 false-positive
+  delta per local score maximum/minimum); all other (clip, class) pairs are counted together by
+  :mod:`sedlib.evaluate.psds_counts` (sed_scores_eval's detection and DTC / GTC / CTTC tests,
+  many pairs per array operation, the library itself where a rounding could differ). The ROC
+  combination is the library's (``multi_class_psd_roc_from_single_class_psd_rocs``,
   ``psds_from_psd_roc``, ``linear_auc``). Its one addition is an exact pruning: a pair without
   ground truth of class c whose maximum score is >= theta makes at least one false positive at
   threshold theta, so once ``L`` such pairs are known, every threshold at or below the L-th largest
   of their maxima has eFPR > max_efpr and is cut by PSDS anyway (eFPR >= FPR as alpha_ct >= 0).
   Their change points are dropped. Tests check both engines agree (tests/test_evaluate.py).
 
-The accumulators that hold and prune the change points are in :mod:`sedlib.evaluate.psds_stats`; both
+The accumulators that hold and prune the change points are in :mod:`sedlib.evaluate.psds_stats`
+(segment-based AUROC: :mod:`sedlib.evaluate.auroc_stats`); both
 engines take inputs already matched and checked by :func:`sedlib.evaluate.inputs.prepare_inputs`.
 """
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from sedlib.evaluate.config import AUROCConfig
 from sedlib.evaluate.inputs import Inputs
+from sedlib.evaluate.psds_stats import reverse_cumsum
 
 
 class SegmentStats:
@@ -111,8 +112,8 @@ class SegmentStats:
             n_ref = float(self.positives[c])
             n_neg = float(self.total - self.positives[c])  # = the library's tns + fps, everywhere
             unique, inverse = np.unique(values, return_inverse=True)
-            tps = _reverse_cumsum(np.bincount(inverse, weights=positive, minlength=len(unique)))
-            fps = _reverse_cumsum(np.bincount(inverse, weights=~positive, minlength=len(unique)))
+            tps = reverse_cumsum(np.bincount(inverse, weights=positive, minlength=len(unique)))
+            fps = reverse_cumsum(np.bincount(inverse, weights=~positive, minlength=len(unique)))
             with np.errstate(invalid="ignore", divide="ignore"):
                 tpr, fpr = tps / n_ref, fps / n_neg
             order = np.lexsort((tpr, fpr))  # sed_scores_eval's xsort
@@ -125,11 +126,6 @@ class SegmentStats:
             per_class[name] = float(auc)
         return float(np.mean(list(per_class.values()))), per_class
 
-    def stored(self) -> int:
-        """How many segment maxima are kept (memory)."""
-        return int(self.count.sum()) + sum(p[0].size for p in self.pending)
-
-
 def _needed_negatives(total: int, max_fpr: float | None) -> int:
     """The smallest negative count ``m`` with ``m / total > max_fpr`` (more than any cut needs);
     ``total + 1`` (never cut) without a max_fpr."""
@@ -139,11 +135,6 @@ def _needed_negatives(total: int, max_fpr: float | None) -> int:
     while m / max(total, 1) <= max_fpr:
         m += 1
     return m
-
-
-def _reverse_cumsum(deltas: np.ndarray) -> np.ndarray:
-    """Deltas at ascending unique scores -> counts at each score, plus 0 at +inf (float64)."""
-    return np.concatenate((np.cumsum(deltas[::-1])[::-1], [0])).astype(np.float64)
 
 
 def segment_layout(inputs: Inputs, cfg: AUROCConfig) -> dict[str, tuple[int, int]]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_EMPTY = np.empty(0)
+
 
 @dataclass
 class ClipPairs:
@@ -311,8 +313,6 @@ def library_deltas(items: list[ClipPairs], dtc: float, gtc: float, cttc: float |
                     for p, dt in zip(cross, (np.int64, np.int64, float, np.int64)))
     return Deltas(out, cts)
 
-
-_EMPTY = np.empty(0)
 
 
 def _changes(counts: np.ndarray) -> np.ndarray:

@@ -117,12 +117,14 @@ class PSDSStats:
             return
         cfg = self.cfg
         args = (cfg.dtc_threshold, cfg.gtc_threshold, cfg.cttc_threshold, cfg.time_decimals)
-        finite = [it for it in self.batch if not np.isneginf(it.scores).any()]
-        out = [intersection_deltas(finite, *args) if finite else None]
-        if out[0] is None:  # a rounding could differ from the library's: let it count
-            out = [library_deltas(finite, *args)] if finite else []
-        if len(finite) < len(self.batch):
-            out.append(library_deltas([it for it in self.batch if np.isneginf(it.scores).any()], *args))
+        bad = [bool(np.isneginf(it.scores).any()) for it in self.batch]  # -inf: the library's case
+        finite = [it for it, b in zip(self.batch, bad) if not b]
+        rest = [it for it, b in zip(self.batch, bad) if b]
+        out = []
+        if finite:  # None: a rounding could differ from the library's, so let it count
+            out.append(intersection_deltas(finite, *args) or library_deltas(finite, *args))
+        if rest:
+            out.append(library_deltas(rest, *args))
         self.batch = []
         for d in out:
             self._append(*d.main)
@@ -210,8 +212,8 @@ class PSDSStats:
             s = score[a:b][by_score]
             starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if b > a else np.empty(0, int)
             unique = s[starts]
-            tp_count = _reverse_cumsum(np.add.reduceat(tps[a:b][by_score], starts) if b > a else np.empty(0))
-            fp_count = _reverse_cumsum(np.add.reduceat(fps[a:b][by_score], starts) if b > a else np.empty(0))
+            tp_count = reverse_cumsum(np.add.reduceat(tps[a:b][by_score], starts) if b > a else np.empty(0))
+            fp_count = reverse_cumsum(np.add.reduceat(fps[a:b][by_score], starts) if b > a else np.empty(0))
             tpr = tp_count / max(int(n_ref[c]), 1)
             efpr = fp_count / self.duration
             if cfg.alpha_ct != 0:
@@ -220,7 +222,7 @@ class PSDSStats:
                     ca, cb = cbounds[c], cbounds[c + 1]
                     rate = cdelta[ca:cb] / np.maximum(t_ref[cother[ca:cb]], 1e-12)
                     pos = np.searchsorted(unique, cscore[ca:cb])
-                    ct_sum = _reverse_cumsum(np.bincount(pos, weights=rate, minlength=len(unique)))
+                    ct_sum = reverse_cumsum(np.bincount(pos, weights=rate, minlength=len(unique)))
                 # = np.mean over the K - 1 other classes' rates (summed in another order: equal to
                 # sed_scores_eval's to float precision, not bit for bit)
                 efpr = efpr + cfg.alpha_ct * (ct_sum / (k - 1) if k > 1 else np.full_like(ct_sum, np.nan))
@@ -231,7 +233,7 @@ class PSDSStats:
         return float(psds_from_psd_roc(etpr, efpr, cfg.max_efpr)), per_class
 
 
-def _reverse_cumsum(deltas: np.ndarray) -> np.ndarray:
+def reverse_cumsum(deltas: np.ndarray) -> np.ndarray:
     """Deltas at ascending unique scores -> counts at each score, plus 0 at +inf (float64)."""
     return np.concatenate((np.cumsum(deltas[::-1])[::-1], [0])).astype(np.float64)
 

@@ -25,6 +25,11 @@ def project_path(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
 
 
+def user_cache_dir() -> Path:
+    """``$SEDLIB_CACHE``, else ``~/.cache/sedlib``: downloaded releases and the clip cache."""
+    return Path(os.environ.get("SEDLIB_CACHE") or Path.home() / ".cache" / "sedlib")
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     """The reference input pipeline (SPEC 1.3): 16 kHz, 10 s clips, 128 log-mel bins, 10 ms hop.

@@ -6,6 +6,9 @@ wraps the embedded synthetic set. File-backed sources are in :mod:`sedlib.data.f
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import io
 import logging
 import os
@@ -247,6 +250,14 @@ class SynthSource(ClipSource):
     def _make_ground_truth(self) -> dict[str, list[Event]]:
         return {fn: self.synth.events(i) for i, fn in enumerate(self.filenames)}
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What this source's items depend on (the key of :func:`sedlib.data.clip_cache.cached`):
+        split, clip count, synthesis and audio settings, class names, synthesis code."""
+        return {"source": "synth", "split": self.split, "clips": len(self),
+                "synth": dataclasses.asdict(self.synth.config),
+                "audio": dataclasses.asdict(self.audio_config), "classes": list(self.vocab.names),
+                "code": _synth_code_digest()}
+
     def load(self, index: int) -> dict[str, Any]:
         waveform, events = synthesize_clip(self.synth.config, self.split, index)
         cfg = self.audio_config
@@ -254,6 +265,18 @@ class SynthSource(ClipSource):
         return {"waveform": torch.from_numpy(waveform), "targets": torch.from_numpy(targets),
                 "filename": self.filenames[index], "index": index}
 
+
+
+@functools.lru_cache(maxsize=1)
+def _synth_code_digest() -> str:
+    """sha256 of the code that renders and labels synthetic clips (a change invalidates caches)."""
+    from sedlib.data import labels, synth
+
+    files = sorted(Path(synth.__file__).parent.glob("*.py")) + [Path(labels.__file__)]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def strip_audio_ext(name: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> str:

@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from sedlib.config import user_cache_dir
 from sedlib.errors import CheckpointError
 from sedlib.models.releases import get_release
 from sedlib.progress import tqdm
@@ -52,9 +53,7 @@ class _ShortBody(OSError):
 
 def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
     """``path``, else ``$SEDLIB_CACHE``, else ``~/.cache/sedlib``."""
-    if path is not None:
-        return Path(path)
-    return Path(os.environ.get("SEDLIB_CACHE") or Path.home() / ".cache" / "sedlib")
+    return Path(path) if path is not None else user_cache_dir()
 
 
 def sha256sum(path: str | os.PathLike) -> str:

@@ -17,13 +17,16 @@ log = logging.getLogger(__name__)
 
 def open_data(spec: str, split: str, audio: AudioConfig):
     """The data source for ``spec`` (:func:`sedlib.data.spec.open_source`); ``synth`` specs
-    make clips of ``audio.clip_seconds`` (the length the model trains on). Paths in the spec
+    make clips of ``audio.clip_seconds`` (the length the model trains on), served from the clip
+    cache (:func:`sedlib.data.clip_cache.cached`). Paths in the spec
     are relative to the project root (:func:`sedlib.config.project_path`), whatever the working
     directory; the spec itself (as the experiment key holds it) is left as written."""
     from sedlib.config import project_path
+    from sedlib.data.clip_cache import cached
     from sedlib.data.spec import open_source, resolve_spec_paths
 
-    return open_source(resolve_spec_paths(spec, project_path), split=split, audio_config=audio)
+    return cached(open_source(resolve_spec_paths(spec, project_path), split=split,
+                              audio_config=audio))
 
 
 def recalibrate_batchnorm(model, dataset, audio: AudioConfig, *, clips: int, batch_size: int,

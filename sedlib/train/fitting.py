@@ -48,7 +48,7 @@ def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
         max_steps: int | None = None, init: str | os.PathLike | None = None,
         checkpoint_every: int = 500, val_every: int | None = None, log_every: int = 10,
         validate_at_start: bool = False, progress: bool = True, recalibrate_bn: int = 0,
-        run_info: Mapping[str, Any] | None = None) -> RunResult:
+        run_info: Mapping[str, Any] | None = None, cache_clips: bool = True) -> RunResult:
     """Train ``model`` (a name for :func:`sedlib.registry.create_model`, or a built
     :class:`~sedlib.models.sed.SEDModel`) on ``train_data`` and write the run to ``out_dir``.
     Returns a :class:`RunResult` (the trained model in eval mode). Under ``torchrun`` every rank
@@ -76,6 +76,9 @@ def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
             (:func:`sedlib.train.data.recalibrate_batchnorm`; not in the reference recipe, which
             trains long enough for BatchNorm momentum 0.01; short runs need it). 0: off.
         run_info: extra JSON-able entries for ``config.json`` (e.g. data source specs).
+        cache_clips: serve fixed-audio sources (the embedded synthetic set) from the clip cache
+            (:func:`sedlib.data.clip_cache.cached`; built on first use, after the model is made,
+            items equal bit for bit).
     """
     trainer = Trainer(model, train_data, out_dir=Path(out_dir),
                       cfg=train_config or TrainConfig(), dcfg=distill_config,
@@ -83,7 +86,7 @@ def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
                       device=device, resume=resume, max_steps=max_steps, init=init,
                       checkpoint_every=checkpoint_every, val_every=val_every, log_every=log_every,
                       progress=progress, recalibrate_bn=recalibrate_bn,
-                      run_info=dict(run_info or {}))
+                      run_info=dict(run_info or {}), cache_clips=cache_clips)
     try:
         return trainer.run(validate_at_start=validate_at_start)
     finally:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from sedlib.audio.frontend import MelFrontend
 from sedlib.config import AudioConfig
+from sedlib.data.clip_cache import cached
 from sedlib.data.loading import set_epoch
 from sedlib.errors import SedlibError
 from sedlib.progress import tqdm
@@ -38,7 +39,7 @@ from sedlib.train.data import (
 from sedlib.train.kd import kd_terms
 from sedlib.train.optim import SEQ_GROUP, make_scheduler, set_train_mode
 from sedlib.train.runs import RunResult, derived_seed
-from sedlib.train.step import StudentForward, autocast_setting
+from sedlib.train.step import StudentForward, autocast_setting, restore_layout, use_channels_last
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Trainer:
                  weak_data: torch.utils.data.Dataset | None, audio: AudioConfig, device: str,
                  resume: bool, max_steps: int | None, init: str | os.PathLike | None,
                  checkpoint_every: int, val_every: int | None, log_every: int, progress: bool,
-                 recalibrate_bn: int, run_info: dict[str, Any]) -> None:
+                 recalibrate_bn: int, run_info: dict[str, Any], cache_clips: bool = True) -> None:
         for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every),
                             ("val_every", val_every or 1), ("max_steps", max_steps or 1),
                             ("recalibrate_bn", recalibrate_bn + 1)):
@@ -78,6 +79,11 @@ class Trainer:
             raise SedlibError(f"warmup_steps ({cfg.warmup_steps}) must be below the run's "
                               f"{self.total_steps} optimiser steps (--warmup)")
         self.model = self._build_model(model, init)
+        self._layout = use_channels_last(self.model)  # undone before the weights are saved
+        if cache_clips:  # after the model: a failed download should not wait for a cache build
+            train_data, val_data, weak_data = (None if ds is None else cached(ds, progress=progress)
+                                               for ds in (train_data, val_data, weak_data))
+            self.val_data = val_data
         self.model_name = str(getattr(self.model, "name", type(self.model).__name__))
         self.use_weak = weak_data is not None
         self.kd_strong = uses_strong_kd(self.dcfg, self.use_weak)
@@ -204,8 +210,11 @@ class Trainer:
         import sedlib
 
         def describe(ds):
-            return None if ds is None else {"type": type(ds).__name__, "clips": len(ds),
-                                            "vocab": getattr(getattr(ds, "vocab", None), "name", None)}
+            if ds is None:
+                return None
+            source = getattr(ds, "source", ds)  # a CachedClips serves its source's items
+            return {"type": type(source).__name__, "clips": len(ds), "cached": source is not ds,
+                    "vocab": getattr(getattr(ds, "vocab", None), "name", None)}
         return {**self.identity, "recalibrate_bn": self.recalibrate_bn,
                 "num_classes": len(self.vocab), "vocab": self.vocab.name,
                 "seed": self.cfg.seed, "num_workers": self.cfg.num_workers,
@@ -260,6 +269,7 @@ class Trainer:
         bar.close()
         if self.recalibrate_bn and self.val_data is None:  # else the last validation did it
             self._recalibrate()
+        restore_layout(self.model, self._layout)
         for name, p in self.model.named_parameters():
             p.requires_grad_(self._flags[name])
         weights = None

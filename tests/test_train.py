@@ -9,6 +9,7 @@ import copy
 import json
 import logging
 import os
+import signal
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -172,6 +173,44 @@ def test_resumed_run_ends_bit_identical(tmp_path, monkeypatch, workers, distill)
         for r in logs:
             expect = 0.1 * r["supervised"] + 0.9 * (0.5 * r["kd"] + 0.5 * r["kd_weak"])
             assert r["loss"] == pytest.approx(expect, rel=1e-6)
+
+
+def _sigkill_run(out: Path, kill_at: int | None) -> None:
+    """A run on cached clips (one DataLoader worker) that SIGKILLs its own process right after
+    optimiser step ``kill_at`` (None: runs to the end); spawned by the test below."""
+    torch.set_num_threads(1)
+    if kill_at is not None:
+        original = Trainer._after_step
+
+        def after_step(self, *args):
+            original(self, *args)
+            if self.step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no exception handlers
+
+        Trainer._after_step = after_step
+    cfg = config(accumulate_grad_batches=2, epoch_len=20, n_epochs=3, wavmix_p=0.5, mixup_p=0.5,
+                 num_workers=1)
+    fit(MODEL, synth("train", 24), out_dir=out, train_config=cfg, audio_config=AUDIO,
+        progress=False, checkpoint_every=2, resume=True)
+
+
+def test_a_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Killed with SIGKILL after step 5 (last checkpoint: step 4, mid-epoch), resumed in a new
+    process: the same weights as a run never interrupted, bit for bit (clips from the cache)."""
+    ctx = torch.multiprocessing.get_context("spawn")
+    for out, kill_at in ((tmp_path / "whole", None), (tmp_path / "parts", 5),
+                         (tmp_path / "parts", None)):
+        proc = ctx.Process(target=_sigkill_run, args=(out, kill_at))
+        proc.start()
+        proc.join(timeout=300)
+        assert proc.exitcode == (-signal.SIGKILL if kill_at else 0), proc.exitcode
+        if kill_at:
+            assert torch.load(out / runs.CHECKPOINT, weights_only=True)["step"] == 4
+    from safetensors.torch import load_file
+
+    whole, parts = load_file(tmp_path / "whole" / runs.WEIGHTS), load_file(tmp_path / "parts" / runs.WEIGHTS)
+    assert json.loads((tmp_path / "parts" / runs.CONFIG).read_text())["data"]["train"]["cached"]
+    assert runs.tensors_equal(whole, parts) == []
 
 
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
@@ -383,7 +422,8 @@ def test_cli_make_labels_then_distil_and_init_errors(tmp_path, desed_dirs, sedli
                        "--out", str(labels), "--config", str(d / "config.json"), "--no-progress"]) == 0
     student = tmp_path / "student"
     assert sedlib_cli(["train", "--model", MODEL, "--data", str(d / "train"),
-                       "--val-data", str(d / "val"), "--out", str(student), "--steps", "3", "--pseudo-labels", str(labels),
+                       "--val-data", str(d / "val"), "--out", str(student), "--steps", "3",
+                       "--pseudo-labels", str(labels),
                        "--kd-weight", "0.5", "--freeze-backbone", *common]) == 0
     out = capsys.readouterr().out
     assert "trained 3 steps" in out and "PSDS1" in out

@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--seed", type=int)
     a("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
     a("--workers", type=int, help="DataLoader worker processes")
+    a("--threads", type=positive_int, help="torch compute threads (default: torch's, the cores)")
+    a("--no-clip-cache", action="store_true",
+      help="synthesise the embedded set's clips on the fly instead of reading the clip cache "
+      "($SEDLIB_CACHE/clips, built on first use)")
     a("--on-error", choices=("raise", "skip"), default="raise",
       help="unreadable audio: stop (raise) or skip the clip with a warning")
     a("--checkpoint-every", type=positive_int, default=500, help="optimiser steps (500)")
@@ -138,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
         return open_source(spec, split=split, audio_config=audio, on_error=args.on_error,
                            seed=train_cfg.seed)
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = fit(args.model, source(args.data, "train"), out_dir=args.out,
                  train_config=train_cfg,
                  distill_config=distill_cfg,
@@ -147,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                  checkpoint_every=args.checkpoint_every, val_every=args.val_every,
                  log_every=args.log_every, validate_at_start=args.val_at_start,
                  recalibrate_bn=args.recalibrate_bn,
-                 progress=not args.no_progress,
+                 progress=not args.no_progress, cache_clips=not args.no_clip_cache,
                  run_info={"sources": {"train": args.data, "val": args.val_data,
                                        "weak": args.weak_data},
                            "arguments": {k: v for k, v in vars(args).items() if not k.startswith("_")}})

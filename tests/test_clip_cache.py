@@ -99,8 +99,8 @@ _SLOW_BUILD = textwrap.dedent("""
     from sedlib.data.synth.soundscape import SynthConfig
 
     class Slow(SynthSource):
-        def load(self, index):
-            time.sleep(float(sys.argv[2]))
+        def load(self, index):  # the first clip (read to size the arrays) comes at once
+            time.sleep(float(sys.argv[2]) if index else 0.0)
             return super().load(index)
 
     audio = AudioConfig(clip_seconds=2.0)
@@ -130,7 +130,7 @@ def test_a_killed_build_leaves_nothing_readable_and_the_next_build_cleans_up(tmp
 
 
 def test_two_processes_building_at_once_share_one_result(tmp_path):
-    procs = [_build_in_process(tmp_path, 0.2) for _ in range(2)]
+    procs = [_build_in_process(tmp_path, 0.5) for _ in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     key = cache_key(synth().cache_identity())
     assert sorted(p.name for p in tmp_path.iterdir()) == [key, f"{key}.lock"]

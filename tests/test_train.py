@@ -468,3 +468,24 @@ def test_save_weights_handles_shared_tcn_tensors(tmp_path):
     load_into(fresh, load_state_dict(path), strict=True)
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_cli_serves_synth_from_the_clip_cache_unless_told_not_to(tmp_path, sedlib_cli, monkeypatch):
+    monkeypatch.setenv("SEDLIB_CACHE", str(tmp_path / "cache"))
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"audio": {"clip_seconds": 2.0}}))
+    common = ["--model", MODEL, "--data", "synth:4", "--preset", "smoke", "--config", str(cfg),
+              "--steps", "2", "--warmup", "1", "--threads", "1", "--no-progress"]
+    for out, flags, cached in (("plain", ["--no-clip-cache"], False), ("cached", [], True)):
+        assert sedlib_cli(["train", *common, "--out", str(tmp_path / out), *flags]) == 0
+        data = json.loads((tmp_path / out / runs.CONFIG).read_text())["data"]["train"]
+        assert data == {"type": "SynthSource", "clips": 4, "cached": cached, "vocab": "synth-11"}
+    assert len(list((tmp_path / "cache" / "clips").glob("*/manifest.json"))) == 1
+    plain = load_file_weights(tmp_path / "plain")
+    assert runs.tensors_equal(plain, load_file_weights(tmp_path / "cached")) == []
+
+
+def load_file_weights(run_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(run_dir / runs.WEIGHTS)

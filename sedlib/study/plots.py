@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -169,12 +170,32 @@ def paper_figure(
     return fig
 
 
+PLOTLYJS = "plotly.min.js"
+
+
+def write_plotlyjs(folder: str | Path) -> Path:
+    """``<folder>/plotly.min.js``: the installed plotly's bundle, written atomically (temp file,
+    then rename) unless the file there already holds exactly it; what every HTML figure in the
+    folder loads."""
+    from plotly.offline import get_plotlyjs
+
+    path = Path(folder) / PLOTLYJS
+    data = get_plotlyjs().encode("utf-8")
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return path
+    tmp = path.with_name(f".{PLOTLYJS}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
 def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True,
-                scale: float = 2.0, offline: bool = False) -> dict[str, Path]:
+                scale: float = 2.0, embed_plotlyjs: bool = False) -> dict[str, Path]:
     """Write ``<stem>.html`` and, with ``png``, ``<stem>.png``.
 
-    The HTML loads plotly.js from its CDN (a few kB per figure, fit for git); ``offline=True``
-    embeds the 4.8 MB library instead so the file also works without a network.
+    The HTML works without a network: it loads ``plotly.min.js`` from its own folder, written
+    there once (:func:`write_plotlyjs`; 4.8 MB per folder, a few kB per figure).
+    ``embed_plotlyjs=True`` puts the library into the file instead (one self-contained file).
 
     The HTML is always written first. PNG export needs kaleido >= 1 and a Chrome/Chromium on the
     machine; when either is missing this raises :class:`ImageExportError` saying which.
@@ -182,7 +203,9 @@ def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True,
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = {"html": stem.with_suffix(".html")}
-    fig.write_html(out["html"], include_plotlyjs=True if offline else "cdn")
+    if not embed_plotlyjs:
+        write_plotlyjs(stem.parent)
+    fig.write_html(out["html"], include_plotlyjs=True if embed_plotlyjs else "directory")
     if not png:
         return out
     if importlib.util.find_spec("kaleido") is None:

@@ -8,6 +8,8 @@
   :mod:`~sedlib.study.results`: the results table.
 - :mod:`~sedlib.study.stride`, :mod:`~sedlib.study.teachers`, :mod:`~sedlib.study.listen`,
   :mod:`~sedlib.study.plots`: clip-wise strides, teachers, the listening widget, figures.
+- :mod:`~sedlib.study.intervals`: means over seeds with 95 % intervals, paired differences,
+  the verdict sentence of a comparison.
 
 May import every room above it (config, audio, data, models, evaluate, detect, train,
 complexity); nothing below imports it except ``sedlib.commands``.
@@ -25,5 +27,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "prepare": ".notebook", "results_frame": ".notebook", "comparison_figure": ".notebook",
     "save_outputs": ".notebook", "markdown_table": ".notebook", "show_figure": ".notebook",
     "figure_bundle": ".notebook", "paper_figure": ".plots",
-    "save_figure": ".plots", "tradeoff_figure": ".plots",
+    "save_figure": ".plots", "tradeoff_figure": ".plots", "mean_interval": ".intervals",
+    "paired_difference": ".intervals", "verdict": ".intervals",
 })

@@ -1,0 +1,128 @@
+"""Intervals over seeds and the sentence a comparison earns: the study's statistics.
+
+A study number is a mean over training seeds. Its 95 % interval is Student's t over the seeds,
+widened by the eval-clip sampling when that is known: ``clip_variances`` are per-seed
+variances of the metric under resampling of the eval clips (e.g. a bootstrap over clips).
+All seeds are scored on the same eval clips, so that part of the error is shared by every
+seed and does not shrink with more seeds; it is added whole (the mean of the per-seed
+variances), not divided by the seed count:
+
+    se^2 = s_seeds^2 / n + mean(clip_variances),    interval = mean +- t(0.975, n - 1) * se
+
+A comparison of two configurations is paired: the same seeds, the same eval clips; the interval
+is the one of the per-seed differences (their clip variances are those of the differences).
+:func:`verdict` turns the paper's direction for a comparison and our interval into the sentence
+a notebook prints: agrees (the interval lies on the paper's side of zero), differs (on the
+other side) or inconclusive (it contains zero).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+CONFIDENCE = 0.95
+AGREES, DIFFERS, INCONCLUSIVE = "agrees with the paper", "differs from the paper", \
+    "inconclusive at this budget"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its two-sided interval over ``n`` seeds (``low == high == mean`` for n 1
+    without clip variances: no error can be estimated, and :attr:`known` is False)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    confidence: float = CONFIDENCE
+
+    @property
+    def known(self) -> bool:
+        """Whether the interval has a width estimated from data."""
+        return self.high > self.low or self.n > 1
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def format(self, scale: float = 100.0, digits: int = 1) -> str:
+        """``"42.3 ± 1.2 (n=3)"`` (values times ``scale``: PSDS in points)."""
+        return (f"{self.mean * scale:.{digits}f} ± {self.half_width * scale:.{digits}f} "
+                f"(n={self.n})")
+
+
+def _t_quantile(confidence: float, dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + confidence / 2, dof))
+
+
+def mean_interval(values: Sequence[float], clip_variances: Sequence[float] | None = None, *,
+                  confidence: float = CONFIDENCE) -> Interval:
+    """The mean of ``values`` (one per seed) with its interval (module doc). ``clip_variances``:
+    one per seed, or None (the interval then covers the seed spread only)."""
+    xs = [float(v) for v in values]
+    n = len(xs)
+    if n == 0 or any(not math.isfinite(v) for v in xs):
+        raise ValueError(f"need finite values, one per seed; got {values!r}")
+    mean = sum(xs) / n
+    var = sum((v - mean) ** 2 for v in xs) / (n - 1) / n if n > 1 else 0.0
+    if clip_variances is not None:
+        cv = [float(v) for v in clip_variances]
+        if len(cv) != n or any(v < 0 or not math.isfinite(v) for v in cv):
+            raise ValueError(f"need one finite variance >= 0 per seed ({n}); got {clip_variances!r}")
+        var += sum(cv) / n
+    if var == 0.0:
+        return Interval(mean, mean, mean, n, confidence)
+    # one seed with a known clip variance: the normal quantile (nothing to estimate over seeds)
+    q = _t_quantile(confidence, n - 1) if n > 1 else _normal_quantile(confidence)
+    half = q * math.sqrt(var)
+    return Interval(mean, mean - half, mean + half, n, confidence)
+
+
+def _normal_quantile(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence / 2))
+
+
+def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
+                      clip_variances: Mapping[int, float] | None = None, *,
+                      confidence: float = CONFIDENCE) -> Interval:
+    """``a - b`` over the seeds both have (``{seed: metric}``), with its interval.
+    ``clip_variances``: per seed, the eval-clip variance of the difference. ValueError when
+    the seeds differ (an unpaired comparison would hide the seed effect)."""
+    if set(a) != set(b):
+        raise ValueError(f"a paired comparison needs the same seeds, got {sorted(a)} and {sorted(b)}")
+    seeds = sorted(a)
+    cv = None if clip_variances is None else [clip_variances[s] for s in seeds]
+    return mean_interval([a[s] - b[s] for s in seeds], cv, confidence=confidence)
+
+
+def verdict(claim: str, difference: Interval, paper_sign: int) -> str:
+    """The sentence for a comparison: ``claim`` (what the paper found, e.g. "a sequence model
+    adds more than it costs"), ``difference`` (ours, e.g. TF minus CNN) and ``paper_sign``
+    (+1: the paper found it positive, -1: negative).
+
+    >>> verdict("TF beats the CNN", Interval(0.02, 0.01, 0.03, 3), +1)
+    'TF beats the CNN: agrees with the paper (difference +2.0 ± 1.0 (n=3) PSDS points, 95 % interval).'
+    """
+    if paper_sign not in (1, -1):
+        raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign!r}")
+    if not difference.known:
+        word = f"{INCONCLUSIVE} (one seed: no interval)"
+    elif difference.contains(0.0):
+        word = INCONCLUSIVE
+    elif (difference.low > 0) == (paper_sign > 0):
+        word = AGREES
+    else:
+        word = DIFFERS
+    pct = round(difference.confidence * 100)
+    sign = "+" if difference.mean >= 0 else ""
+    return (f"{claim}: {word} (difference {sign}{difference.format()} PSDS points, "
+            f"{pct} % interval).")

@@ -1,0 +1,85 @@
+"""The study's statistics (sedlib.study.intervals): seed intervals, paired differences, verdicts."""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sedlib.study import intervals
+from sedlib.study.intervals import (
+    AGREES,
+    DIFFERS,
+    INCONCLUSIVE,
+    Interval,
+    mean_interval,
+    paired_difference,
+    verdict,
+)
+
+
+def test_seed_interval_is_students_t():
+    values = [0.3206, 0.3204, 0.3390]
+    got = mean_interval(values)
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert got.n == 3 and got.mean == pytest.approx(np.mean(values))
+    assert (got.low, got.high) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_clip_variance_is_added_whole_not_divided_by_the_seeds():
+    values, clip = [0.40, 0.42, 0.41], [1e-4, 2e-4, 3e-4]
+    got = mean_interval(values, clip)
+    se = math.sqrt(np.var(values, ddof=1) / 3 + np.mean(clip))
+    assert got.half_width == pytest.approx(stats.t.ppf(0.975, 2) * se)
+    assert got.half_width > mean_interval(values).half_width
+    one = mean_interval([0.4], [1e-4])  # one seed, known clip noise: normal quantile
+    assert one.known and one.half_width == pytest.approx(1.959964 * 0.01, rel=1e-5)
+    with pytest.raises(ValueError, match="one finite variance"):
+        mean_interval(values, [1e-4])
+    with pytest.raises(ValueError, match="finite values"):
+        mean_interval([])
+
+
+def test_the_interval_covers_the_true_mean_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.4, 0.02, (4000, 3))
+    hits = sum(mean_interval(d).contains(0.4) for d in draws)
+    assert abs(hits / 4000 - 0.95) < 0.01
+
+
+def test_paired_difference_uses_the_same_seeds():
+    a, b = {0: 0.43, 1: 0.40, 2: 0.46}, {0: 0.41, 1: 0.381, 2: 0.439}  # seeds move both alike
+    diff = paired_difference(a, b)
+    want = mean_interval([0.02, 0.019, 0.021])
+    assert (diff.mean, diff.low, diff.high) == pytest.approx((want.mean, want.low, want.high))
+    assert diff.low > 0  # the seed effect cancels: the pairing makes the difference clear
+    unpaired_overlap = mean_interval(list(a.values())).low < mean_interval(list(b.values())).high
+    assert unpaired_overlap
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_difference(a, {0: 0.4, 1: 0.4})
+
+
+@pytest.mark.parametrize("ours,sign,word", [
+    (({0: 0.45, 1: 0.44, 2: 0.46}, {0: 0.40, 1: 0.41, 2: 0.40}), +1, AGREES),  # disjoint, same side
+    (({0: 0.45, 1: 0.44, 2: 0.46}, {0: 0.40, 1: 0.41, 2: 0.40}), -1, DIFFERS),  # disjoint, other side
+    (({0: 0.40, 1: 0.44, 2: 0.41}, {0: 0.42, 1: 0.41, 2: 0.43}), +1, INCONCLUSIVE),  # overlaps 0
+    (({0: 0.40, 1: 0.44, 2: 0.41}, {0: 0.42, 1: 0.41, 2: 0.43}), -1, INCONCLUSIVE),
+    (({0: 0.38, 1: 0.37, 2: 0.39}, {0: 0.42, 1: 0.41, 2: 0.43}), -1, AGREES),
+])
+def test_verdict_on_disjoint_and_overlapping_intervals(ours, sign, word):
+    text = verdict("the claim", paired_difference(*ours), sign)
+    assert text.startswith(f"the claim: {word} (difference ") and "95 % interval" in text
+
+
+def test_one_seed_is_never_a_finding():
+    text = verdict("the claim", mean_interval([0.05]), +1)
+    assert INCONCLUSIVE in text and "one seed" in text
+    with pytest.raises(ValueError, match="paper_sign"):
+        verdict("x", Interval(0.1, 0.0, 0.2, 3), 0)
+
+
+def test_docstring_examples():
+    assert doctest.testmod(intervals).failed == 0

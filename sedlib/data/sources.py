@@ -26,6 +26,7 @@ from sedlib.data.labels import (
     Vocabulary,
     encode_events,
 )
+from sedlib.data.synth.label_noise import LabelNoise
 from sedlib.data.synth.soundscape import (
     SPLITS,
     SynthConfig,
@@ -235,9 +236,13 @@ class SynthSource(ClipSource):
 
     def __init__(self, split: str = "train", length: int | None = None, *,
                  synth_config: SynthConfig = SynthConfig(), vocab: Vocabulary | None = None,
-                 audio_config: AudioConfig | None = None, **kwargs: Any) -> None:
+                 audio_config: AudioConfig | None = None, label_noise: LabelNoise | None = None,
+                 **kwargs: Any) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if label_noise is not None and label_noise.active and split != "train":
+            raise ValueError(f"label_noise is for training annotations; {split} labels stay exact")
+        self.label_noise = label_noise if label_noise is not None and label_noise.active else None
         n = DEFAULT_SYNTH_LENGTH[split] if length is None else length
         audio_config = audio_config or AudioConfig()
         self.synth = SynthDataset(split, n, synth_config, audio_config)  # checks n and the rates
@@ -247,8 +252,17 @@ class SynthSource(ClipSource):
                          split=split, audio_config=audio_config, **kwargs)
         self._durations = {fn: synth_config.synth_clip_seconds for fn in self.filenames}
 
+    def annotation(self, index: int, events: list[Event] | None = None) -> list[Event]:
+        """Clip ``index``'s labels: its exact events, with :attr:`label_noise` if set."""
+        events = self.synth.events(index) if events is None else events
+        if self.label_noise is None:
+            return events
+        cfg = self.synth.config
+        return self.label_noise.apply(events, seed=cfg.synth_seed, index=index,
+                                      clip_seconds=cfg.synth_clip_seconds)
+
     def _make_ground_truth(self) -> dict[str, list[Event]]:
-        return {fn: self.synth.events(i) for i, fn in enumerate(self.filenames)}
+        return {fn: self.annotation(i) for i, fn in enumerate(self.filenames)}
 
     def cache_identity(self) -> dict[str, Any]:
         """What this source's items depend on (the key of :func:`sedlib.data.clip_cache.cached`):
@@ -256,10 +270,12 @@ class SynthSource(ClipSource):
         return {"source": "synth", "split": self.split, "clips": len(self),
                 "synth": dataclasses.asdict(self.synth.config),
                 "audio": dataclasses.asdict(self.audio_config), "classes": list(self.vocab.names),
+                "label_noise": None if self.label_noise is None else dataclasses.asdict(self.label_noise),
                 "code": _synth_code_digest()}
 
     def load(self, index: int) -> dict[str, Any]:
         waveform, events = synthesize_clip(self.synth.config, self.split, index)
+        events = self.annotation(index, events)
         cfg = self.audio_config
         targets = encode_events(events, self.vocab, cfg.label_frames, cfg.frames_per_second)
         return {"waveform": torch.from_numpy(waveform), "targets": torch.from_numpy(targets),

@@ -259,3 +259,19 @@ def test_backbone_init_resolves_per_backbone_and_is_part_of_the_key(tmp_path):
         make_experiment("fmn02+TF:64", study, SMOKE, None, AUDIO)
     with pytest.raises(ValueError, match="backbone_init"):
         StudyConfig(backbone_init="")
+
+
+def test_results_table_lists_seeds_and_eval_sizes():
+    from sedlib.study.results import summary_markdown
+
+    base = dict(name="fmn02+TF:64", psds1=40.0, psds1_macro=42.5, params=253_430, macs=1.2e8,
+                throughput=30.0, kd_weight=0.0, steps=256, notebooks=["02_sequence_models"],
+                eval_data="synth:1000", eval_clips=1000)
+    rows = [{**base, "seed": s, "key": f"k{s}"} for s in (2, 0, 1)]
+    text = summary_markdown(rows)
+    lines = [line for line in text.splitlines() if line.startswith("| fmn02")]
+    assert [line.split("|")[2].strip() for line in lines] == ["0", "1", "2"]  # sorted by seed
+    assert all("| 1,000 |" in line for line in lines)
+    assert "Eval sets: `synth:1000` (1,000 clips)." in text
+    old = summary_markdown([{k: v for k, v in rows[0].items() if k not in ("seed", "eval_clips")}])
+    assert "| fmn02+TF:64 | - |" in old  # a row stored before seeds were recorded

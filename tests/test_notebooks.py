@@ -283,7 +283,8 @@ def test_sedlib_study_smoke_only_00(tmp_path):
     assert (figures / "00_quickstart_detections.html").is_file()
     assert (figures / "00_quickstart_detections.png").is_file()
     table = (figures / SUMMARY).read_text()
-    assert "| model | PSDS1 | PSDS1 macro | params | MACs (M) | throughput" in table
+    assert "| model | seed | PSDS1 | PSDS1 macro | eval clips | params | MACs (M) | throughput" in table
+    assert "Eval sets: `synth:" in table
     assert "fmntiny+TF:16" in table and table == (out / SUMMARY).read_text()
 
 

@@ -215,7 +215,9 @@ class ExperimentResult:
                 "steps": self.experiment.steps, "kd_weight": 0.0 if self.experiment.distill is None
                 else self.experiment.distill.kd_weight, "init": _init_label(self.experiment.init),
                 "frozen_backbone": self.experiment.train.freeze_backbone,
-                "train_seconds": self.train_seconds, "cached": self.cached, "key": self.key}
+                "train_seconds": self.train_seconds, "cached": self.cached, "key": self.key,
+                "seed": self.experiment.seed, "eval_clips": m.get("eval_clips"),
+                "eval_data": self.experiment.eval_data or self.experiment.val_data}
 
     def load_model(self, device: str = "cpu"):
         """The trained model (eval mode) from ``weights``."""

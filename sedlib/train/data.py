@@ -321,7 +321,7 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *,
     scores, loss_sum, clips = validation_scores(model.to(device).eval(), frontend, dataset,
                                                 device=torch.device(device), batch_size=batch_size,
                                                 median_window=median_window)
-    return {"val_loss": loss_sum / clips,
+    return {"val_loss": loss_sum / clips, "eval_clips": clips,
             **psds_of(scores, dataset, dataset_vocab(dataset, "validation"), audio)}
 
 

@@ -275,3 +275,18 @@ def test_results_table_lists_seeds_and_eval_sizes():
     assert "Eval sets: `synth:1000` (1,000 clips)." in text
     old = summary_markdown([{k: v for k, v in rows[0].items() if k not in ("seed", "eval_clips")}])
     assert "| fmn02+TF:64 | - |" in old  # a row stored before seeds were recorded
+
+
+def test_run_models_trains_each_model_once_per_seed(tmp_path, count_fits):
+    from sedlib.study.cache import run_models
+    from sedlib.study.intervals import summarise_seeds
+
+    study = StudyConfig(train_data="synth:4", eval_data="synth:2", val_data=None, steps=2,
+                        bn_recalibration_clips=0, cache_dir=str(tmp_path), **PROFILE)
+    results = run_models(["fmntiny+TF:16"], study, SMOKE, None, AUDIO, seeds=[0, 1, 2])
+    assert len(count_fits) == 3 and [r.record["seed"] for r in results] == [0, 1, 2]
+    assert len({r.key for r in results}) == 3
+    row, = summarise_seeds([r.record for r in results])
+    assert row["n_seeds"] == 3 and row["psds1_macro_low"] <= row["psds1_macro"] <= row["psds1_macro_high"]
+    run_models(["fmntiny+TF:16"], study, SMOKE, None, AUDIO, seeds=[1])  # cached
+    assert len(count_fits) == 3

@@ -83,3 +83,41 @@ def test_one_seed_is_never_a_finding():
 
 def test_docstring_examples():
     assert doctest.testmod(intervals).failed == 0
+
+
+RECORDS = [{"name": n, "seed": s, "psds1_macro": v, "params": p}
+           for n, p, vals in (("fmn02", 100, (32.1, 32.0, 33.9)), ("fmn02+TF:64", 150, (33.9, 33.3, 36.0)))
+           for s, v in zip((0, 1, 2), vals)]
+
+
+def test_seed_summary_rows_and_paired_comparison():
+    from sedlib.study.intervals import compare_configurations, summarise_seeds
+
+    rows = summarise_seeds(RECORDS)
+    assert [r["name"] for r in rows] == ["fmn02", "fmn02+TF:64"]
+    cnn = rows[0]
+    want = mean_interval([32.1, 32.0, 33.9])
+    assert cnn["psds1_macro"] == pytest.approx(want.mean) and cnn["params"] == 100
+    assert (cnn["psds1_macro_low"], cnn["psds1_macro_high"]) == (pytest.approx(want.low),
+                                                                pytest.approx(want.high))
+    assert cnn["seeds"] == [0, 1, 2] and cnn["n_seeds"] == 3
+    diff = compare_configurations(RECORDS, "fmn02+TF:64", "fmn02")
+    assert diff.mean == pytest.approx((1.8 + 1.3 + 2.1) / 3)
+    with pytest.raises(ValueError, match="twice"):
+        summarise_seeds(RECORDS + [RECORDS[0]])
+    with pytest.raises(ValueError, match="no records"):
+        compare_configurations(RECORDS, "fmn02", "fmn04")
+
+
+def test_figures_draw_the_seed_intervals_as_error_bars():
+    from sedlib.study.intervals import summarise_seeds
+    from sedlib.study.plots import tradeoff_figure
+
+    fig = tradeoff_figure(summarise_seeds(RECORDS), x="params", y="psds1_macro", pareto=False)
+    bars = [t.error_y for t in fig.data]
+    assert all(b.array is not None and b.arrayminus is not None for b in bars)
+    rows = summarise_seeds(RECORDS)
+    got = sorted(h for b in bars for h in b.array)
+    assert got == pytest.approx(sorted(r["psds1_macro_high"] - r["psds1_macro"] for r in rows))
+    plain = tradeoff_figure(RECORDS[:1], x="params", y="psds1_macro", pareto=False)
+    assert plain.data[0].error_y.array is None  # one run: no bars

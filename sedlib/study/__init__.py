@@ -29,4 +29,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "figure_bundle": ".notebook", "paper_figure": ".plots",
     "save_figure": ".plots", "tradeoff_figure": ".plots", "mean_interval": ".intervals",
     "paired_difference": ".intervals", "verdict": ".intervals",
+    "summarise_seeds": ".intervals", "compare_configurations": ".intervals",
 })

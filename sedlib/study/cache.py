@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from sedlib.config import AudioConfig
 from sedlib.errors import SedlibError
@@ -152,8 +152,12 @@ def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
 
 def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
                distill: DistillConfig | None = None, audio: AudioConfig | None = None,
-               **changes: Any) -> list[ExperimentResult]:
+               seeds: Sequence[int] | None = None, **changes: Any) -> list[ExperimentResult]:
     """Train (or fetch from the cache) and evaluate each model under a notebook's configs.
+
+    ``seeds``: train every model once per seed (``train.seed`` replaced; results ordered seed
+    by seed); None: ``train.seed`` only. Aggregate with
+    :func:`sedlib.study.intervals.summarise_seeds`.
 
     ``study.pretrain_steps`` > 0: each distinct backbone first trains alone for that many steps
     (one cached run per backbone, shared by every notebook), and every model then starts from its
@@ -161,6 +165,9 @@ def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
     steps -- with ``train.freeze_backbone`` only the sequence model and heads train, so the models
     of one backbone differ only in what sits on top of the same features.
     """
+    if seeds is not None:
+        return [r for seed in seeds for r in run_models(
+            models, study, replace(train, seed=int(seed)), distill, audio, **changes)]
     exps = [make_experiment(m, study, train, distill, audio, **changes) for m in models]
     if study.pretrain_steps:
         bases: dict[str, Experiment] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 CONFIDENCE = 0.95
 AGREES, DIFFERS, INCONCLUSIVE = "agrees with the paper", "differs from the paper", \
@@ -126,3 +126,37 @@ def verdict(claim: str, difference: Interval, paper_sign: int) -> str:
     sign = "+" if difference.mean >= 0 else ""
     return (f"{claim}: {word} (difference {sign}{difference.format()} PSDS points, "
             f"{pct} % interval).")
+
+
+def summarise_seeds(records: Iterable[Mapping[str, Any]], metric: str = "psds1_macro", *,
+                    by: str = "name", confidence: float = CONFIDENCE) -> list[dict[str, Any]]:
+    """One row per ``by`` value (a configuration) from per-seed result records (each with
+    ``seed`` and ``metric``): the first record's other fields, ``metric`` replaced by the mean
+    over seeds, plus ``<metric>_low`` / ``<metric>_high`` (the interval), ``seeds`` (sorted)
+    and ``n_seeds``. Order: first appearance. ValueError for a seed given twice."""
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(r[by], []).append(r)
+    out = []
+    for key, rows in groups.items():
+        seeds = [r.get("seed") for r in rows]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{by}={key!r}: seed(s) given twice: {seeds}")
+        iv = mean_interval([r[metric] for r in rows], confidence=confidence)
+        out.append({**rows[0], metric: iv.mean, f"{metric}_low": iv.low,
+                    f"{metric}_high": iv.high, "seeds": sorted(seeds, key=str),
+                    "n_seeds": len(rows)})
+    return out
+
+
+def compare_configurations(records: Iterable[Mapping[str, Any]], a: str, b: str,
+                           metric: str = "psds1_macro", *, by: str = "name",
+                           confidence: float = CONFIDENCE) -> Interval:
+    """The paired difference ``a - b`` of ``metric`` between two configurations (``by``
+    values) over the seeds both were trained with (:func:`paired_difference`)."""
+    rows = list(records)
+    side = {name: {r["seed"]: r[metric] for r in rows if r[by] == name} for name in (a, b)}
+    for name, values in side.items():
+        if not values:
+            raise ValueError(f"no records with {by}={name!r}")
+    return paired_difference(side[a], side[b], confidence=confidence)

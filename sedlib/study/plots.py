@@ -84,6 +84,17 @@ def _records(data: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in data]
 
 
+def _error_bars(points: list[dict], y: str) -> dict | None:
+    """Asymmetric error bars from ``<y>_low`` / ``<y>_high`` (seed intervals,
+    :func:`sedlib.study.intervals.summarise_seeds`), when every point has them."""
+    if not points or not all(p.get(f"{y}_low") is not None and p.get(f"{y}_high") is not None
+                             for p in points):
+        return None
+    return {"type": "data", "symmetric": False, "thickness": 1.2, "width": 4,
+            "array": [p[f"{y}_high"] - p[y] for p in points],
+            "arrayminus": [p[y] - p[f"{y}_low"] for p in points]}
+
+
 def _color(fam: str) -> str:
     index = FAMILY_ORDER.index(fam) if fam in FAMILY_ORDER else sum(map(ord, fam))
     return _COLORS[index % len(_COLORS)]
@@ -103,6 +114,7 @@ def _add_panel(
         pts = sorted(families[fam], key=lambda r: r[x])
         fig.add_trace(go.Scatter(
             x=[r[x] for r in pts], y=[r[y] for r in pts], text=[r[label] for r in pts],
+            error_y=_error_bars(pts, y),
             mode="lines+markers+text", textposition="top center", textfont={"size": 9},
             name=fam, legendgroup=fam, showlegend=show_legend,
             line={"color": _color(fam)}, marker={"size": 8},

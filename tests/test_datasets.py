@@ -404,7 +404,7 @@ def test_parse_spec_good_and_bad(tmp_path, desed_dir):
     assert parse_spec("synth:10:3") == ("synth", ["10", "3"])
     assert parse_spec(str(desed_dir)) == ("folder", [str(desed_dir)])
     assert parse_spec("audioset-hdf5:a.hdf:b.tsv") == ("audioset-hdf5", ["a.hdf", "b.tsv"])
-    bad = ["", "nope", str(tmp_path / "absent"), "synth:", "synth:1:2:3", "desed:only.tsv",
+    bad = ["", "nope", str(tmp_path / "absent"), "synth:", "synth:1:2:3:4", "desed:only.tsv",
            "audioset-strong:a.tsv", "audioset-weak:a:b:c", "folder:"]
     for spec in bad:
         with pytest.raises(DataSpecError) as err:

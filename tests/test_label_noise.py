@@ -71,3 +71,19 @@ def test_annotations_are_fixed_per_clip_and_eval_labels_stay_exact():
     assert SynthSource("train", 4, label_noise=LabelNoise()).label_noise is None  # all zero: off
     with pytest.raises(ValueError, match="miss_rate"):
         LabelNoise(miss_rate=1.5)
+
+
+def test_the_data_spec_turns_noise_on_for_training_only():
+    from sedlib.data.spec import DataSpecError, open_source
+
+    audio = AudioConfig(clip_seconds=4.0)
+    src = open_source("synth:8:0:miss=0.1,confuse=0.2,jitter=50", split="train", audio_config=audio)
+    assert src.label_noise == NOISE
+    assert open_source("synth:8:0:jitter=20", audio_config=audio).label_noise == LabelNoise(
+        boundary_jitter_ms=20.0)
+    for bad, why in (("synth:8:0:miss=0.1", "stay exact"), ("synth:8:0:loud=1", "expected"),
+                     ("synth:8:0:miss=x", "not a number"), ("synth:8:0:miss=2", "miss_rate"),
+                     ("synth:8:0:miss=0.1,miss=0.2", "each once")):
+        split = "eval" if why == "stay exact" else "train"
+        with pytest.raises(DataSpecError, match=why):
+            open_source(bad, split=split, audio_config=audio)

@@ -121,3 +121,20 @@ def test_figures_draw_the_seed_intervals_as_error_bars():
     assert got == pytest.approx(sorted(r["psds1_macro_high"] - r["psds1_macro"] for r in rows))
     plain = tradeoff_figure(RECORDS[:1], x="params", y="psds1_macro", pareto=False)
     assert plain.data[0].error_y.array is None  # one run: no bars
+
+
+def test_learning_curve_rows_and_figure():
+    from sedlib.study.intervals import summarise_seeds
+    from sedlib.study.plots import learning_curve_figure
+
+    records = [{"name": n, "steps": st, "seed": s, "psds1_macro": base + st / 32 + s}
+               for n, base in (("fmn02", 30.0), ("fmn02+TF:64", 31.0))
+               for st in (64, 128, 256) for s in (0, 1, 2)]
+    rows = summarise_seeds(records, by=("name", "steps"))
+    assert [(r["name"], r["steps"], r["n_seeds"]) for r in rows[:3]] == [
+        ("fmn02", 64, 3), ("fmn02", 128, 3), ("fmn02", 256, 3)]
+    assert rows[0]["psds1_macro"] == pytest.approx(30.0 + 2 + 1)
+    fig = learning_curve_figure(rows)
+    assert [t.name for t in fig.data] == ["fmn02", "fmn02+TF:64"]
+    assert list(fig.data[0].x) == [64, 128, 256] and fig.layout.xaxis.type == "log"
+    assert fig.data[0].error_y.array is not None

@@ -129,19 +129,22 @@ def verdict(claim: str, difference: Interval, paper_sign: int) -> str:
 
 
 def summarise_seeds(records: Iterable[Mapping[str, Any]], metric: str = "psds1_macro", *,
-                    by: str = "name", confidence: float = CONFIDENCE) -> list[dict[str, Any]]:
-    """One row per ``by`` value (a configuration) from per-seed result records (each with
-    ``seed`` and ``metric``): the first record's other fields, ``metric`` replaced by the mean
-    over seeds, plus ``<metric>_low`` / ``<metric>_high`` (the interval), ``seeds`` (sorted)
-    and ``n_seeds``. Order: first appearance. ValueError for a seed given twice."""
+                    by: str | tuple[str, ...] = "name", confidence: float = CONFIDENCE
+                    ) -> list[dict[str, Any]]:
+    """One row per ``by`` value (a configuration; a tuple of fields, e.g. ``("name", "steps")``
+    for a learning curve) from per-seed result records (each with ``seed`` and ``metric``): the
+    first record's other fields, ``metric`` replaced by the mean over seeds, plus
+    ``<metric>_low`` / ``<metric>_high`` (the interval), ``seeds`` (sorted) and ``n_seeds``.
+    Order: first appearance. ValueError for a seed given twice."""
+    fields = (by,) if isinstance(by, str) else tuple(by)
     groups: dict[Any, list[Mapping[str, Any]]] = {}
     for r in records:
-        groups.setdefault(r[by], []).append(r)
+        groups.setdefault(tuple(r[f] for f in fields), []).append(r)
     out = []
     for key, rows in groups.items():
         seeds = [r.get("seed") for r in rows]
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{by}={key!r}: seed(s) given twice: {seeds}")
+            raise ValueError(f"{'/'.join(fields)}={key!r}: seed(s) given twice: {seeds}")
         iv = mean_interval([r[metric] for r in rows], confidence=confidence)
         out.append({**rows[0], metric: iv.mean, f"{metric}_low": iv.low,
                     f"{metric}_high": iv.high, "seeds": sorted(seeds, key=str),

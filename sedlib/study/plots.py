@@ -146,6 +146,26 @@ def tradeoff_figure(
     return fig
 
 
+def learning_curve_figure(records: Any, y: str = "psds1_macro", *, x: str = "steps",
+                          title: str = "Learning curve") -> go.Figure:
+    """``y`` against training ``steps`` (log scale), one line per model ``name``; error bars
+    from ``<y>_low`` / ``<y>_high`` (per-step rows of
+    :func:`sedlib.study.intervals.summarise_seeds`, grouped by ``(name, steps)``)."""
+    rows = [r for r in _records(records) if r.get(x) is not None and r.get(y) is not None]
+    fig = go.Figure()
+    for name in dict.fromkeys(r["name"] for r in rows):
+        pts = sorted((r for r in rows if r["name"] == name), key=lambda r: r[x])
+        fig.add_trace(go.Scatter(
+            x=[r[x] for r in pts], y=[r[y] for r in pts], name=name, mode="lines+markers",
+            error_y=_error_bars(pts, y), line={"color": _color(family(name))},
+            hovertemplate=f"{name}<br>{x}=%{{x}}<br>{y}=%{{y:.2f}}<extra></extra>"))
+    fig.update_xaxes(type="log", title="optimiser steps")
+    fig.update_yaxes(title={"psds1_macro": "PSDS1 (macro, %)", "psds1": "PSDS1 (alpha_st 1, %)"}
+                     .get(y, y))
+    fig.update_layout(title=title, template="plotly_white", width=640, height=440)
+    return fig
+
+
 def _in_figure(name: str, which: int) -> bool:
     from sedlib.models.names import DEFAULT_DIMS, parse_name
 

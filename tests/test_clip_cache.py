@@ -146,3 +146,25 @@ def test_a_manifest_for_other_settings_is_not_read(tmp_path):
     assert lookup(synth(), tmp_path) is None
     rebuilt = cached(synth(), root=tmp_path, workers=0, progress=False)
     assert rebuilt.folder == data.folder and lookup(synth(), tmp_path) is not None
+
+
+def test_entries_are_listed_and_cleared_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from sedlib import cli
+    from sedlib.data.clip_cache import cache_entries, cache_root, clear_cache
+
+    monkeypatch.setenv("SEDLIB_CACHE", str(tmp_path))
+    root = cache_root()
+    assert cache_entries(root) == [] and clear_cache(root) == 0  # no folder yet
+    a = cached(synth(3), progress=False, workers=0)
+    cached(synth(2, seed=4), progress=False, workers=0)
+    (root / "deadbeef.tmp-1").mkdir()  # a killed build
+    entries = cache_entries(root)
+    assert len(entries) == 3 and sum(e.get("incomplete", False) for e in entries) == 1
+    built = {e["key"]: e for e in entries if not e.get("incomplete")}
+    assert built[a.folder.name]["clips"] == 3 and "train, seed 0, 2.0 s" in built[a.folder.name]["source"]
+    assert built[a.folder.name]["bytes"] > 3 * 32000 * 4  # 3 clips x 2 s x 16 kHz float32
+    assert cli.main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "3 entries" in out and "incomplete" in out and a.folder.name in out
+    assert cli.main(["cache", "--clear"]) == 0
+    assert "freed" in capsys.readouterr().out and list(root.iterdir()) == []

@@ -198,3 +198,64 @@ def _build(source: torch.utils.data.Dataset, root: Path, key: str, workers: int 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("clip cache %s: %d clips in %.1f s", root / key, n, time.perf_counter() - t0)
+
+
+def cache_entries(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The built entries under ``root`` (default :func:`cache_root`): ``key``, ``path``,
+    ``bytes``, ``clips``, ``created`` and a short ``source`` description, newest first; plus
+    temporary folders of killed builds as ``{"key": ..., "incomplete": True}``."""
+    root = Path(root or cache_root())
+    out: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out.append({"key": folder.name, "path": folder, "bytes": size, "incomplete": True})
+            continue
+        ident = manifest.get("identity", {})
+        audio, synth = ident.get("audio", {}), ident.get("synth", {})
+        source = (f"{ident.get('source', '?')} {ident.get('split', '?')}, seed "
+                  f"{synth.get('synth_seed', '?')}, {audio.get('clip_seconds', '?')} s"
+                  + (", label noise" if ident.get("label_noise") else ""))
+        out.append({"key": folder.name, "path": folder, "bytes": size,
+                    "clips": manifest.get("clips"), "created": manifest.get("created", ""),
+                    "source": source})
+    return sorted(out, key=lambda e: e.get("created", ""), reverse=True)
+
+
+def clear_cache(root: str | os.PathLike | None = None) -> int:
+    """Remove every entry (and lock file) under ``root``; returns the bytes freed. An entry
+    being built by another process is left alone (its lock is held)."""
+    root = Path(root or cache_root())
+    freed = 0
+    for entry in cache_entries(root):
+        key = entry["key"].split(".tmp-")[0]
+        try:
+            with _try_lock(root / f"{key}.lock"):
+                shutil.rmtree(entry["path"], ignore_errors=True)
+                freed += entry["bytes"]
+        except BlockingIOError:
+            log.warning("%s is being built by another process; left alone", entry["path"])
+    for lock in root.glob("*.lock") if root.is_dir() else []:
+        if not (root / lock.stem).exists():
+            lock.unlink(missing_ok=True)
+    return freed
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[None]:
+    """Like :func:`_locked` but raises BlockingIOError at once if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

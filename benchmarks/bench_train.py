@@ -47,7 +47,7 @@ def handwritten(model_name: str, steps: int, batch: int, seconds: float, threads
     from sedlib.registry import create_model
 
     torch.set_num_threads(threads)
-    audio, synth, vocab = AudioConfig(clip_seconds=seconds), None, synth_vocabulary()
+    audio, vocab = AudioConfig(clip_seconds=seconds), synth_vocabulary()
     synth = SynthConfig(synth_clip_seconds=seconds)
     frontend = MelFrontend(audio).train()
     torch.manual_seed(0)

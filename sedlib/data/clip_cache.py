@@ -22,7 +22,6 @@ turns the cache off.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -30,12 +29,13 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from sedlib.config import user_cache_dir
+from sedlib.locking import file_lock
 from sedlib.progress import tqdm
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,12 @@ class CachedClips(torch.utils.data.Dataset):
 def lookup(source: torch.utils.data.Dataset, root: str | os.PathLike | None = None
            ) -> CachedClips | None:
     """The built cache of ``source`` (None if there is none, or it is incomplete)."""
-    identity = source.cache_identity()
-    folder = Path(root or cache_root()) / cache_key(identity)
+    return _lookup(source, source.cache_identity(), Path(root or cache_root()))
+
+
+def _lookup(source: torch.utils.data.Dataset, identity: dict[str, Any], root: Path
+            ) -> CachedClips | None:
+    folder = root / cache_key(identity)
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -130,40 +134,23 @@ def cached(source: torch.utils.data.Dataset, *, root: str | os.PathLike | None =
             or not cache_enabled()):
         return source
     root = Path(root or cache_root())
-    found = lookup(source, root)
+    identity = source.cache_identity()
+    found = _lookup(source, identity, root)
     if found is not None:
         return found
-    root.mkdir(parents=True, exist_ok=True)
-    key = cache_key(source.cache_identity())
-    with _locked(root / f"{key}.lock"):
-        found = lookup(source, root)  # another process may have built it meanwhile
+    key = cache_key(identity)
+    with file_lock(root / f"{key}.lock"):
+        found = _lookup(source, identity, root)  # another process may have built it meanwhile
         if found is None:
-            _build(source, root, key, workers, progress)
-            found = lookup(source, root)
+            _build(source, identity, root, key, workers, progress)
+            found = _lookup(source, identity, root)
     if found is None:  # pragma: no cover - a build that returned leaves a manifest
         raise RuntimeError(f"clip cache {root / key} was not written")
     return found
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (fcntl where available; else none: the atomic
-    rename alone keeps readers safe, two builds just duplicate work)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _build(source: torch.utils.data.Dataset, root: Path, key: str, workers: int | None,
-           progress: bool) -> None:
+def _build(source: torch.utils.data.Dataset, identity: dict[str, Any], root: Path, key: str,
+           workers: int | None, progress: bool) -> None:
     for stale in root.glob(f"{key}.tmp-*"):  # we hold the lock: these are from killed builds
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f"{key}.tmp-{os.getpid()}"
@@ -188,7 +175,7 @@ def _build(source: torch.utils.data.Dataset, root: Path, key: str, workers: int 
         waves.flush()
         targets.flush()
         del waves, targets
-        manifest = {"format": FORMAT, "key": key, "identity": source.cache_identity(),
+        manifest = {"format": FORMAT, "key": key, "identity": identity,
                     "clips": n, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
         if (root / key).exists():  # an entry that failed its manifest check (we hold the lock)
@@ -234,7 +221,7 @@ def clear_cache(root: str | os.PathLike | None = None) -> int:
     for entry in cache_entries(root):
         key = entry["key"].split(".tmp-")[0]
         try:
-            with _try_lock(root / f"{key}.lock"):
+            with file_lock(root / f"{key}.lock", blocking=False):
                 shutil.rmtree(entry["path"], ignore_errors=True)
                 freed += entry["bytes"]
         except BlockingIOError:
@@ -243,19 +230,3 @@ def clear_cache(root: str | os.PathLike | None = None) -> int:
         if not (root / lock.stem).exists():
             lock.unlink(missing_ok=True)
     return freed
-
-
-@contextlib.contextmanager
-def _try_lock(path: Path) -> Iterator[None]:
-    """Like :func:`_locked` but raises BlockingIOError at once if another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -240,9 +240,9 @@ class SynthSource(ClipSource):
                  **kwargs: Any) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        if label_noise is not None and label_noise.active and split != "train":
-            raise ValueError(f"label_noise is for training annotations; {split} labels stay exact")
         self.label_noise = label_noise if label_noise is not None and label_noise.active else None
+        if self.label_noise is not None and split != "train":
+            raise ValueError(f"label_noise is for training annotations; {split} labels stay exact")
         n = DEFAULT_SYNTH_LENGTH[split] if length is None else length
         audio_config = audio_config or AudioConfig()
         self.synth = SynthDataset(split, n, synth_config, audio_config)  # checks n and the rates

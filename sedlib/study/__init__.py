@@ -27,7 +27,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "prepare": ".notebook", "results_frame": ".notebook", "comparison_figure": ".notebook",
     "save_outputs": ".notebook", "markdown_table": ".notebook", "show_figure": ".notebook",
     "figure_bundle": ".notebook", "paper_figure": ".plots",
-    "save_figure": ".plots", "tradeoff_figure": ".plots", "learning_curve_figure": ".plots", "mean_interval": ".intervals",
-    "paired_difference": ".intervals", "verdict": ".intervals",
+    "save_figure": ".plots", "tradeoff_figure": ".plots", "learning_curve_figure": ".plots",
+    "mean_interval": ".intervals", "paired_difference": ".intervals", "verdict": ".intervals",
     "summarise_seeds": ".intervals", "compare_configurations": ".intervals",
 })

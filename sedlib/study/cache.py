@@ -4,7 +4,6 @@ its experiment key, with a lock so two processes never train the same run twice.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -12,10 +11,11 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from sedlib.config import AudioConfig
 from sedlib.errors import SedlibError
+from sedlib.locking import file_lock
 from sedlib.models.names import parse_name
 from sedlib.study.config import StudyConfig
 from sedlib.study.experiments import (
@@ -34,19 +34,6 @@ from sedlib.study.training import train_and_evaluate
 from sedlib.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _profile(model: str, num_classes: int, cache_dir: Path, *, device: str, batch_size: int,
@@ -137,7 +124,7 @@ def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
     folder = cache / key
     result = load_result(exp, cache)
     if result is None:
-        with _locked(cache / f".{key}.lock"):
+        with file_lock(cache / f".{key}.lock"):
             result = load_result(exp, cache)  # another process may have finished it
             if result is None:
                 log.info("training %s (%s)", exp.model, key)

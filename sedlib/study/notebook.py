@@ -47,7 +47,7 @@ def comparison_figure(records: Any, *, metrics: Sequence[str] = ("params", "macs
     the number the paper reports."""
     from plotly.subplots import make_subplots
 
-    from sedlib.study.plots import METRICS, _add_panel, _records, family
+    from sedlib.study.plots import METRICS, Y_TITLES, _add_panel, _records, family
 
     rows = _records(records)
     metrics = [m for m in metrics if any(r.get(m) is not None for r in rows)]
@@ -55,8 +55,7 @@ def comparison_figure(records: Any, *, metrics: Sequence[str] = ("params", "macs
     for col, metric in enumerate(metrics, start=1):
         _add_panel(fig, rows, metric, y, group or family, "name", True, 1, col, col == 1)
         fig.update_xaxes(type="log", title=METRICS.get(metric, (metric,))[0], row=1, col=col)
-    fig.update_yaxes(title={"psds1_macro": "PSDS1 (macro, %)", "psds1": "PSDS1 (alpha_st 1, %)"}
-                     .get(y, y), row=1, col=1)
+    fig.update_yaxes(title=Y_TITLES.get(y, y), row=1, col=1)
     fig.update_layout(title=title, template="plotly_white", width=430 * len(metrics), height=460,
                       legend_title="sequence model")
     return fig

@@ -37,6 +37,8 @@ METRICS: dict[str, tuple[str, bool]] = {
     "throughput": ("throughput (10 s clips / s)", False),
     "peak_memory": ("peak memory (bytes)", True),
 }
+#: y-axis titles of the PSDS columns
+Y_TITLES = {"psds1_macro": "PSDS1 (macro, %)", "psds1": "PSDS1 (alpha_st 1, %)"}
 FAMILY_ORDER = ("CNN", "TF", "HYBRID", "BiGRU", "ATT", "TCN", "MAMBA")
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
 
@@ -160,8 +162,7 @@ def learning_curve_figure(records: Any, y: str = "psds1_macro", *, x: str = "ste
             error_y=_error_bars(pts, y), line={"color": _color(family(name))},
             hovertemplate=f"{name}<br>{x}=%{{x}}<br>{y}=%{{y:.2f}}<extra></extra>"))
     fig.update_xaxes(type="log", title="optimiser steps")
-    fig.update_yaxes(title={"psds1_macro": "PSDS1 (macro, %)", "psds1": "PSDS1 (alpha_st 1, %)"}
-                     .get(y, y))
+    fig.update_yaxes(title=Y_TITLES.get(y, y))
     fig.update_layout(title=title, template="plotly_white", width=640, height=440)
     return fig
 

@@ -150,7 +150,8 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     cached under ``<cache_dir>/clipwise<strides>-<exp.key>``. Returns an ExperimentResult whose
     ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
     from sedlib.complexity.profile import profile_model
-    from sedlib.study.cache import _locked, _log_record
+    from sedlib.locking import file_lock
+    from sedlib.study.cache import _log_record
     from sedlib.study.experiments import RESULT, RUN, ExperimentResult
     from sedlib.study.training import train_and_evaluate
     from sedlib.train import runs
@@ -159,7 +160,7 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     folder = Path(cache_dir) / key
     threads = torch.get_num_threads()
     label = f"{exp.model} (clip-wise strides)"  # its row in the study's results table
-    with _locked(Path(cache_dir) / f".{key}.lock"):
+    with file_lock(Path(cache_dir) / f".{key}.lock"):
         if (folder / RESULT).is_file():
             d = json.loads((folder / RESULT).read_text(encoding="utf-8"))
             result = ExperimentResult(exp, key, d["metrics"], d["profile"], folder / RUN,

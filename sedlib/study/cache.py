@@ -30,7 +30,7 @@ from sedlib.study.experiments import (
     make_experiment,
     pretraining_experiment,
 )
-from sedlib.study.training import train_and_evaluate
+from sedlib.study.training import open_data, train_and_evaluate
 from sedlib.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -143,8 +143,9 @@ def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
     """Train (or fetch from the cache) and evaluate each model under a notebook's configs.
 
     ``seeds``: train every model once per seed (``train.seed`` replaced; results ordered seed
-    by seed); None: ``train.seed`` only. Aggregate with
-    :func:`sedlib.study.intervals.summarise_seeds`.
+    by seed); None: ``study.seeds``, else ``train.seed`` only. Aggregate with
+    :func:`sedlib.study.intervals.summarise_seeds`. ``study.parallel_runs`` runs train side by
+    side (:func:`run_experiments`).
 
     ``study.pretrain_steps`` > 0: each distinct backbone first trains alone for that many steps
     (one cached run per backbone, shared by every notebook), and every model then starts from its
@@ -152,10 +153,10 @@ def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
     steps -- with ``train.freeze_backbone`` only the sequence model and heads train, so the models
     of one backbone differ only in what sits on top of the same features.
     """
-    if seeds is not None:
-        return [r for seed in seeds for r in run_models(
-            models, study, replace(train, seed=int(seed)), distill, audio, **changes)]
-    exps = [make_experiment(m, study, train, distill, audio, **changes) for m in models]
+    seeds = study.seeds if seeds is None else seeds
+    seeds = [train.seed] if seeds is None else [int(s) for s in seeds]
+    exps = [make_experiment(m, study, replace(train, seed=seed), distill, audio, **changes)
+            for seed in seeds for m in models]
     if study.pretrain_steps:
         bases: dict[str, Experiment] = {}
         for exp in exps:
@@ -164,16 +165,75 @@ def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
         weights = {b: str(r.weights) for b, r in zip(bases, run_experiments(
             list(bases.values()), **study.run_kwargs))}
         exps = [replace(e, init=weights[parse_name(e.model).backbone]) for e in exps]
-    return run_experiments(exps, **study.run_kwargs)
+    return run_experiments(exps, parallel_runs=study.parallel_runs, **study.run_kwargs)
 
 
-def run_experiments(experiments: list[Experiment], **kwargs: Any) -> list[ExperimentResult]:
-    """:func:`run_experiment` for each (options as there), with a progress bar over runs."""
+def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **kwargs: Any
+                    ) -> list[ExperimentResult]:
+    """:func:`run_experiment` for each (options as there), with a progress bar over runs.
+
+    ``parallel_runs`` > 1 trains that many uncached runs at once, each in its own process with
+    ``num_threads`` threads (one each on a 2-core machine: a small model's step does not use two
+    cores well, two runs do). Data caches and throughput profiles are made here first, one at a
+    time, so the runs never race for them and throughput is timed on an idle machine. Results
+    equal the one-at-a-time ones (same seeds, same thread count); the order is ``experiments``'."""
     from sedlib.progress import tqdm
 
-    out = []
-    bar = tqdm(experiments, desc="experiments", unit="run", disable=not kwargs.get("progress", True))
-    for exp in bar:
-        bar.set_postfix_str(exp.model)
-        out.append(run_experiment(exp, **kwargs))
-    return out
+    cache = Path(kwargs.get("cache_dir", "runs/cache"))
+    todo = [i for i, e in enumerate(experiments) if load_result(e, cache) is None]
+    if parallel_runs <= 1 or len(todo) < 2:
+        out = []
+        bar = tqdm(experiments, desc="experiments", unit="run", disable=not kwargs.get("progress", True))
+        for exp in bar:
+            bar.set_postfix_str(exp.model)
+            out.append(run_experiment(exp, **kwargs))
+        return out
+    import concurrent.futures as cf
+    import multiprocessing
+
+    for i in todo:
+        prepare_experiment(experiments[i], **kwargs)
+    results: list[ExperimentResult | None] = [None] * len(experiments)
+    worker = {**kwargs, "progress": False}
+    bar = tqdm(total=len(experiments), desc=f"experiments ({parallel_runs} at once)", unit="run",
+               disable=not kwargs.get("progress", True))
+    with cf.ProcessPoolExecutor(max_workers=min(parallel_runs, len(todo)),
+                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_experiment, experiments[i], **worker): i for i in todo}
+        for i, exp in enumerate(experiments):
+            if i not in futures.values():
+                results[i] = run_experiment(exp, **kwargs)
+                bar.update()
+        for fut in cf.as_completed(futures):
+            results[futures[fut]] = fut.result()  # a failed run raises here, with its traceback
+            bar.set_postfix_str(experiments[futures[fut]].model)
+            bar.update()
+    bar.close()
+    return results  # type: ignore[return-value]
+
+
+def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cache",
+                       device: str = "cpu", throughput_batch_size: int = 8,
+                       throughput_repeats: int = 3, throughput_warmup: int = 1,
+                       throughput_dtype: str | None = None, num_threads: int | None = None,
+                       **_: Any) -> None:
+    """Build ``exp``'s data caches (:func:`sedlib.study.training.open_data`) and its cached
+    throughput profile, as :func:`run_experiment` would on its way (same thread count), so that
+    runs started in parallel afterwards find both made."""
+    import torch
+
+    from sedlib.train.data import dataset_vocab
+
+    specs = [(exp.train_data, "train"), (exp.val_data, "validation"), (exp.weak_data, "train"),
+             (exp.eval_data, "eval")]
+    sources = [open_data(spec, split, exp.audio) for spec, split in specs if spec is not None]
+    k = len(dataset_vocab(sources[0], "training"))
+    before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        _profile(exp.model, k, Path(cache_dir), device=device, batch_size=throughput_batch_size,
+                 repeats=throughput_repeats, warmup=throughput_warmup,
+                 dtype=throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32"))
+    finally:
+        torch.set_num_threads(before)

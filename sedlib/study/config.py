@@ -50,6 +50,8 @@ class StudyConfig:
     throughput_warmup: int = 1
     throughput_dtype: str | None = None  # fp32 | fp16 | bf16; None: fp16 on CUDA, fp32 on CPU
     bn_recalibration_clips: int = 64  # Experiment.bn_recalibration_clips for every run
+    seeds: tuple[int, ...] | None = None  # train every model once per seed (None: train.seed)
+    parallel_runs: int = 1  # uncached runs trained side by side, one process each
     pretrain_steps: int = 0  # > 0: each backbone first trains alone this long; models start from it
     # Weights every model starts from unless given another init: a file path in which
     # "{backbone}" becomes the model's backbone name (quick profile: the shipped
@@ -70,6 +72,14 @@ class StudyConfig:
             if (value is not None or name.startswith("throughput")) and (
                     not isinstance(value, int) or value <= 0):
                 raise ValueError(f"StudyConfig: {name} must be a positive int, got {value!r}")
+        if self.seeds is not None:
+            seeds = tuple(self.seeds)
+            if not seeds or any(not isinstance(v, int) or isinstance(v, bool) for v in seeds) \
+                    or len(set(seeds)) != len(seeds):
+                raise ValueError(f"StudyConfig: seeds must be distinct ints (or None), got {self.seeds!r}")
+            object.__setattr__(self, "seeds", seeds)
+        if not isinstance(self.parallel_runs, int) or self.parallel_runs < 1:
+            raise ValueError(f"StudyConfig: parallel_runs must be an int >= 1, got {self.parallel_runs!r}")
         if self.backbone_init is not None and (not isinstance(self.backbone_init, str)
                                                or not self.backbone_init.strip()):
             raise ValueError(f"StudyConfig: backbone_init must be a path (with {{backbone}}) or "
@@ -164,6 +174,8 @@ def configs_from_parameters(params: Mapping[str, Any]
     for name, value in params.items():
         if known[name] is not None:
             per[known[name]][name] = list(value) if isinstance(value, tuple) else value
+    if per[StudyConfig].get("seeds") is not None:
+        per[StudyConfig]["seeds"] = tuple(per[StudyConfig]["seeds"])
     study = StudyConfig(**per[StudyConfig])
     for name in ("adam_betas", "teachers"):  # YAML / papermill give lists
         for cls in (TrainConfig, DistillConfig):

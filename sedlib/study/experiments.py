@@ -44,7 +44,7 @@ from sedlib.train.config import PRESETS, DistillConfig, TrainConfig
 log = logging.getLogger(__name__)
 
 #: Bump when a code change makes cached results wrong (part of every key).
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: metrics carry eval folds
 RESULT = "result.json"
 RUN = "run"
 PROFILES = "profiles"
@@ -217,7 +217,9 @@ class ExperimentResult:
                 "frozen_backbone": self.experiment.train.freeze_backbone,
                 "train_seconds": self.train_seconds, "cached": self.cached, "key": self.key,
                 "seed": self.experiment.seed, "eval_clips": m.get("eval_clips"),
-                "eval_data": self.experiment.eval_data or self.experiment.val_data}
+                "eval_data": self.experiment.eval_data or self.experiment.val_data,
+                **{f"{k}_folds": [100 * v for v in m[f"{k}_folds"]] for k in ("psds1", "psds1_macro")
+                   if m.get(f"{k}_folds") is not None}}
 
     def load_model(self, device: str = "cpu"):
         """The trained model (eval mode) from ``weights``."""

@@ -104,10 +104,11 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
     return mean_interval([a[s] - b[s] for s in seeds], cv, confidence=confidence)
 
 
-def verdict(claim: str, difference: Interval, paper_sign: int) -> str:
+def verdict(claim: str, difference: Interval, paper_sign: int, *, scale: float = 100.0) -> str:
     """The sentence for a comparison: ``claim`` (what the paper found, e.g. "a sequence model
     adds more than it costs"), ``difference`` (ours, e.g. TF minus CNN) and ``paper_sign``
-    (+1: the paper found it positive, -1: negative).
+    (+1: the paper found it positive, -1: negative). ``scale``: the factor to PSDS points
+    (100 for fractions; 1 for study records, already in percent).
 
     >>> verdict("TF beats the CNN", Interval(0.02, 0.01, 0.03, 3), +1)
     'TF beats the CNN: agrees with the paper (difference +2.0 ± 1.0 (n=3) PSDS points, 95 % interval).'
@@ -124,8 +125,26 @@ def verdict(claim: str, difference: Interval, paper_sign: int) -> str:
         word = DIFFERS
     pct = round(difference.confidence * 100)
     sign = "+" if difference.mean >= 0 else ""
-    return (f"{claim}: {word} (difference {sign}{difference.format()} PSDS points, "
+    return (f"{claim}: {word} (difference {sign}{difference.format(scale)} PSDS points, "
             f"{pct} % interval).")
+
+
+def fold_variance(folds: Sequence[float]) -> float:
+    """The eval-clip sampling variance of a full-set metric from its values on ``k`` disjoint
+    folds of the eval clips (batch means): ``var(folds) / k``."""
+    xs = [float(v) for v in folds]
+    if len(xs) < 2:
+        raise ValueError(f"need >= 2 fold values, got {folds!r}")
+    mean = sum(xs) / len(xs)
+    return sum((v - mean) ** 2 for v in xs) / (len(xs) - 1) / len(xs)
+
+
+def _clip_variances(rows: Sequence[Mapping[str, Any]], metric: str) -> list[float] | None:
+    """Per record, :func:`fold_variance` of ``<metric>_folds``; None unless every record has it."""
+    folds = [r.get(f"{metric}_folds") for r in rows]
+    if any(f is None for f in folds):
+        return None
+    return [fold_variance(f) for f in folds]
 
 
 def summarise_seeds(records: Iterable[Mapping[str, Any]], metric: str = "psds1_macro", *,
@@ -134,7 +153,8 @@ def summarise_seeds(records: Iterable[Mapping[str, Any]], metric: str = "psds1_m
     """One row per ``by`` value (a configuration; a tuple of fields, e.g. ``("name", "steps")``
     for a learning curve) from per-seed result records (each with ``seed`` and ``metric``): the
     first record's other fields, ``metric`` replaced by the mean over seeds, plus
-    ``<metric>_low`` / ``<metric>_high`` (the interval), ``seeds`` (sorted) and ``n_seeds``.
+    ``<metric>_low`` / ``<metric>_high`` (the interval; widened by the eval-clip variance when
+    every record carries ``<metric>_folds``), ``seeds`` (sorted) and ``n_seeds``.
     Order: first appearance. ValueError for a seed given twice."""
     fields = (by,) if isinstance(by, str) else tuple(by)
     groups: dict[Any, list[Mapping[str, Any]]] = {}
@@ -145,7 +165,8 @@ def summarise_seeds(records: Iterable[Mapping[str, Any]], metric: str = "psds1_m
         seeds = [r.get("seed") for r in rows]
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{'/'.join(fields)}={key!r}: seed(s) given twice: {seeds}")
-        iv = mean_interval([r[metric] for r in rows], confidence=confidence)
+        iv = mean_interval([r[metric] for r in rows], _clip_variances(rows, metric),
+                           confidence=confidence)
         out.append({**rows[0], metric: iv.mean, f"{metric}_low": iv.low,
                     f"{metric}_high": iv.high, "seeds": sorted(seeds, key=str),
                     "n_seeds": len(rows)})
@@ -156,10 +177,23 @@ def compare_configurations(records: Iterable[Mapping[str, Any]], a: str, b: str,
                            metric: str = "psds1_macro", *, by: str = "name",
                            confidence: float = CONFIDENCE) -> Interval:
     """The paired difference ``a - b`` of ``metric`` between two configurations (``by``
-    values) over the seeds both were trained with (:func:`paired_difference`)."""
+    values) over the seeds both were trained with (:func:`paired_difference`); with
+    ``<metric>_folds`` on every record, the eval-clip variance of the difference is estimated
+    fold by fold (the same eval clips: paired)."""
     rows = list(records)
-    side = {name: {r["seed"]: r[metric] for r in rows if r[by] == name} for name in (a, b)}
+    side = {name: {r["seed"]: r for r in rows if r[by] == name} for name in (a, b)}
     for name, values in side.items():
         if not values:
             raise ValueError(f"no records with {by}={name!r}")
-    return paired_difference(side[a], side[b], confidence=confidence)
+    folds = f"{metric}_folds"
+    cv = None
+    if set(side[a]) == set(side[b]) and all(r.get(folds) is not None for s in side.values()
+                                            for r in s.values()):
+        cv = {}
+        for seed, ra in side[a].items():
+            fa, fb = ra[folds], side[b][seed][folds]
+            if len(fa) != len(fb):
+                raise ValueError(f"{a} and {b} (seed {seed}) were scored on different eval folds")
+            cv[seed] = fold_variance([x - y for x, y in zip(fa, fb)])
+    return paired_difference({s: r[metric] for s, r in side[a].items()},
+                             {s: r[metric] for s, r in side[b].items()}, cv, confidence=confidence)

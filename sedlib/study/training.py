@@ -14,6 +14,10 @@ from sedlib.study.experiments import RUN, Experiment
 
 log = logging.getLogger(__name__)
 
+#: Disjoint eval folds every study evaluation also scores (``psds1_macro_folds``): the eval-clip
+#: part of the study's intervals (:func:`sedlib.train.data.psds_of`, :mod:`sedlib.study.intervals`).
+EVAL_FOLDS = 5
+
 
 def open_data(spec: str, split: str, audio: AudioConfig):
     """The data source for ``spec`` (:func:`sedlib.data.spec.open_source`); ``synth`` specs
@@ -104,7 +108,8 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
                           extra={"step": str(run.step), "bn_recalibrated": "1"})
     t1 = time.perf_counter()
     metrics = validate(run.model, evaluation, audio_config=audio, device=device,
-                       batch_size=exp.train.batch_size, median_window=exp.train.median_window)
+                       batch_size=exp.train.batch_size, median_window=exp.train.median_window,
+                       folds=EVAL_FOLDS)
     metrics["val_history"] = list(run.validations)
     log.info("%s: PSDS1 %.4f, PSDS1 macro %.4f (%.0f s)", exp.model, metrics["psds1"],
              metrics["psds1_macro"], t1 - t0)

@@ -275,12 +275,19 @@ class _ScoreFrames(Mapping):
 
 
 def psds_of(scores: Mapping[str, np.ndarray], dataset: torch.utils.data.Dataset, vocab,
-            audio: AudioConfig) -> dict[str, Any]:
+            audio: AudioConfig, *, folds: int = 0) -> dict[str, Any]:
     """PSDS1 (``psds1``, alpha_st 1), its macro average over classes (``psds1_macro``, the
     paper's number) and segment-based pAUROC of validation scores, via
     :func:`sedlib.evaluate.psds_report`. A 447-class AudioSet Strong vocabulary is evaluated
     with the reference protocol (the 407 train-and-eval classes); any other vocabulary on its
-    classes that have ground-truth events in the set (PSDS is undefined for the others)."""
+    classes that have ground-truth events in the set (PSDS is undefined for the others).
+
+    ``folds`` > 1 also scores ``folds`` disjoint folds of the clips (clip ``i`` of the sorted
+    names in fold ``i % folds``; every model evaluated on the same clips gets the same folds) as
+    ``psds1_folds`` / ``psds1_macro_folds``: batch means from which the eval-clip sampling
+    variance of the full-set value is estimated (``var(folds) / folds``, paired between models
+    by fold; :mod:`sedlib.study.intervals`); fewer folds when there are fewer than
+    ``2 * folds`` clips, none below 4 clips. Costs about one more PSDS pass."""
     from sedlib.data.labels import (
         audioset_eval_protocol_classes,
         audioset_strong_classes,
@@ -304,16 +311,33 @@ def psds_of(scores: Mapping[str, np.ndarray], dataset: torch.utils.data.Dataset,
     frames = _ScoreFrames(scores, names, audio.frame_seconds, durations)
     report = psds_report(frames, gt, durations, classes=classes, restrict_to=restrict,
                          psds2=None, pauroc=PAUROC)
-    return {"psds1": report["psds1"], "psds1_macro": report["psds1_macro"],
-            "pauroc": report["pauroc"], "psds_classes": report["num_classes"],
-            "psds_clips": report["num_clips"]}
+    out = {"psds1": report["psds1"], "psds1_macro": report["psds1_macro"],
+           "pauroc": report["pauroc"], "psds_classes": report["num_classes"],
+           "psds_clips": report["num_clips"]}
+    clips = sorted(scores)
+    folds = min(folds, len(clips) // 2)  # a fold needs >= 2 clips; tiny test sets get fewer
+    if folds > 1:
+        parts = []
+        for f in range(folds):
+            part = clips[f::folds]
+            fold_gt = {c: gt[c] for c in part}
+            present = {e.label for events in fold_gt.values() for e in events}
+            parts.append(psds_report(
+                _ScoreFrames({c: scores[c] for c in part}, names, audio.frame_seconds, durations),
+                fold_gt, {c: durations[c] for c in part},
+                classes=None if classes is None else [c for c in classes if c in present],
+                restrict_to=restrict, psds2=None, pauroc=None))
+        out["psds1_folds"] = [p["psds1"] for p in parts]
+        out["psds1_macro_folds"] = [p["psds1_macro"] for p in parts]
+    return out
 
 
 def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *,
              audio_config: AudioConfig | None = None, device: str = "cpu", batch_size: int = 16,
-             median_window: int = 9) -> dict[str, Any]:
+             median_window: int = 9, folds: int = 0) -> dict[str, Any]:
     """PSDS1, PSDS1 macro, pAUROC and BCE of ``model`` on a validation set, as :func:`fit`
-    validates (median-filtered logits; see :func:`sedlib.train.data.psds_of`)."""
+    validates (median-filtered logits; see :func:`sedlib.train.data.psds_of`, also for
+    ``folds``)."""
     from sedlib.audio.frontend import MelFrontend
 
     audio = audio_config or AudioConfig()
@@ -322,7 +346,7 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *,
                                                 device=torch.device(device), batch_size=batch_size,
                                                 median_window=median_window)
     return {"val_loss": loss_sum / clips, "eval_clips": clips,
-            **psds_of(scores, dataset, dataset_vocab(dataset, "validation"), audio)}
+            **psds_of(scores, dataset, dataset_vocab(dataset, "validation"), audio, folds=folds)}
 
 
 @torch.no_grad()

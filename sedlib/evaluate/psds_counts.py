@@ -134,7 +134,7 @@ def _runs(scores: np.ndarray, theta: np.ndarray):
     levels = [flat]
     while (1 << len(levels)) < 2 * t + 2:
         prev, step = levels[-1], 1 << (len(levels) - 1)
-        levels.append(np.minimum(prev, np.r_[prev[step:], np.full(step, -np.inf)]))
+        levels.append(np.minimum(prev, np.r_[prev[step:], np.full(min(step, size), -np.inf)]))
     left, right = pos.copy(), pos + 1
     for k in range(len(levels) - 1, -1, -1):
         step = 1 << k

@@ -23,6 +23,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Experiment": ".experiments", "ExperimentResult": ".experiments",
     "make_experiment": ".experiments", "pretraining_experiment": ".experiments",
     "run_experiment": ".cache", "run_experiments": ".cache", "run_models": ".cache",
+    "run_over_seeds": ".cache",
     "load_result": ".cache", "open_data": ".training", "project_path": "sedlib.config",
     "prepare": ".notebook", "results_frame": ".notebook", "comparison_figure": ".notebook",
     "save_outputs": ".notebook", "markdown_table": ".notebook", "show_figure": ".notebook",

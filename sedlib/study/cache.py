@@ -168,6 +168,15 @@ def run_models(models: list[str], study: StudyConfig, train: TrainConfig,
     return run_experiments(exps, parallel_runs=study.parallel_runs, **study.run_kwargs)
 
 
+def run_over_seeds(experiments: Sequence[Experiment], study: StudyConfig) -> list[ExperimentResult]:
+    """Each experiment once per ``study.seeds`` (its seed replaced; None: as given), all in one
+    batch of :func:`run_experiments` (``study.parallel_runs`` side by side); seed-major order."""
+    seeds = study.seeds or [None]
+    exps = [e if s is None else replace(e, seed=int(s), train=replace(e.train, seed=int(s)))
+            for s in seeds for e in experiments]
+    return run_experiments(exps, parallel_runs=study.parallel_runs, **study.run_kwargs)
+
+
 def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **kwargs: Any
                     ) -> list[ExperimentResult]:
     """:func:`run_experiment` for each (options as there), with a progress bar over runs.

@@ -133,6 +133,9 @@ NOTEBOOK_PARAMETERS: tuple[str, ...] = (
     "reference_checkpoint",  # 00: a longer-trained model whose detections are shown beside
     "student", "teacher", "kd_weights", "listen_clips", "listen_model",
     "detection_threshold", "stride_models",
+    "curve_steps",  # 02: step budgets of the learning curve (the profile's `steps` among them)
+    "freeze_options",  # 04: backbone frozen (True) and/or fine-tuned (False) rows of Table I
+    "longer_training",  # 05: also the paper's "2x training" row (continues each + weak run)
 )
 
 

@@ -151,16 +151,20 @@ class Experiment:
             out["init"] = self.init
         return out
 
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        """What the key hashes: the full config with every named file replaced by the sha256 of
-        its content (the same pseudo labels written to another folder are the same run), and
-        the cache version."""
-        d = self.to_dict()
+    def file_digests(self) -> dict[str, str]:
+        """``{name: "sha256:..."}`` of :meth:`files` (SedlibError for a missing file)."""
+        out = {}
         for name, path in self.files().items():
             if not Path(path).is_file():
                 raise SedlibError(f"Experiment {self.model}: {name} file {path} does not exist")
-            digest = f"sha256:{_file_digest(path)}"
+            out[name] = f"sha256:{_file_digest(path)}"
+        return out
+
+    def fingerprint_with(self, digests: Mapping[str, str]) -> dict[str, Any]:
+        """The fingerprint with the named files' digests given (e.g. stored ones, for a check
+        of stored results where the files are not at hand)."""
+        d = self.to_dict()
+        for name, digest in digests.items():
             if name == "init":
                 d["init"] = digest
             else:
@@ -168,11 +172,22 @@ class Experiment:
         return {"cache_version": CACHE_VERSION, "experiment": d}
 
     @property
-    def key(self) -> str:
-        """``<model slug>-<16 hex digits of sha256(fingerprint)>``: the cache folder name."""
-        text = json.dumps(self.fingerprint, sort_keys=True, separators=(",", ":"))
+    def fingerprint(self) -> dict[str, Any]:
+        """What the key hashes: the full config with every named file replaced by the sha256 of
+        its content (the same pseudo labels written to another folder are the same run), and
+        the cache version."""
+        return self.fingerprint_with(self.file_digests())
+
+    def key_with(self, digests: Mapping[str, str]) -> str:
+        """:attr:`key` from the given file digests (:meth:`fingerprint_with`)."""
+        text = json.dumps(self.fingerprint_with(digests), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         return f"{re.sub(r'[^A-Za-z0-9]+', '_', self.model)}-{digest}"
+
+    @property
+    def key(self) -> str:
+        """``<model slug>-<16 hex digits of sha256(fingerprint)>``: the cache folder name."""
+        return self.key_with(self.file_digests())
 
 
 @dataclass(frozen=True)
@@ -218,6 +233,8 @@ class ExperimentResult:
                 "train_seconds": self.train_seconds, "cached": self.cached, "key": self.key,
                 "seed": self.experiment.seed, "eval_clips": m.get("eval_clips"),
                 "eval_data": self.experiment.eval_data or self.experiment.val_data,
+                "weak_data": self.experiment.weak_data, "experiment": self.experiment.to_dict(),
+                "file_digests": self.experiment.file_digests(),
                 **{f"{k}_folds": [100 * v for v in m[f"{k}_folds"]] for k in ("psds1", "psds1_macro")
                    if m.get(f"{k}_folds") is not None}}
 

@@ -79,3 +79,58 @@ def tally(sentences: Sequence[str]) -> Mapping[str, int]:
     from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE
 
     return {w: sum(f": {w}" in s for s in sentences) for w in (AGREES, DIFFERS, INCONCLUSIVE)}
+
+
+def curve_verdicts(results: Iterable[Any], a: str, b: str, text: str, paper_sign: int,
+                   steps: Sequence[int], *, metric: str = "psds1_macro") -> list[dict[str, Any]]:
+    """The verdict of one claim (``a`` vs ``b``) at each step budget of a learning curve: one
+    dict per budget with ``steps``, ``difference`` (Interval) and ``verdict`` (the word)."""
+    from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE
+
+    recs = records_of(results)
+    out = []
+    for s in steps:
+        at = [r for r in recs if r.get("steps") == s]
+        diff = compare_configurations(at, a, b, metric)
+        sentence = verdict(text, diff, paper_sign, scale=1.0)
+        word = next(w for w in (AGREES, DIFFERS, INCONCLUSIVE) if f": {w}" in sentence)
+        out.append({"steps": s, "difference": diff, "verdict": word, "sentence": sentence})
+    return out
+
+
+def budget_sentence(verdicts: Sequence[Mapping[str, Any]], budget: int) -> str:
+    """Whether ``budget`` steps is trained out for this claim: the verdict at ``budget`` and at
+    the next budget of the curve (doubling it), and the smallest budget from which the verdict
+    no longer changes."""
+    by = {v["steps"]: v for v in verdicts}
+    if budget not in by:
+        raise ValueError(f"budget {budget} is not on the curve {sorted(by)}")
+    later = sorted(s for s in by if s > budget)
+    steps = sorted(by)
+    stable = next((s for i, s in enumerate(steps) if all(by[t]["verdict"] == by[s]["verdict"]
+                                                          for t in steps[i:])), steps[-1])
+    here = f"at {budget} steps the verdict is *{by[budget]['verdict']}*"
+    if not later:
+        return here + " (no longer budget on the curve: whether it holds is not known)."
+    nxt = by[later[0]]
+    same = nxt["verdict"] == by[budget]["verdict"]
+    return (here + f"; at {later[0]} steps it is *{nxt['verdict']}* ("
+            + ("unchanged: the budget is trained out for this verdict" if same else
+               "it changes: this budget is **not** trained out for this claim") + "). "
+            + f"The verdict is stable from {stable} steps on, along this curve.")
+
+
+def single_model_row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A seed-table-like row for one trained model (e.g. a teacher) from its eval metrics
+    (fractions, as :func:`sedlib.study.training.evaluate_on` returns them): the interval is the
+    eval-clip part only (one model, no seeds)."""
+    from sedlib.study.intervals import fold_variance, mean_interval
+
+    row: dict[str, Any] = {"name": name, "n_seeds": 1}
+    for m in ("psds1_macro", "psds1"):
+        folds = metrics.get(f"{m}_folds")
+        iv = mean_interval([100 * metrics[m]], None if folds is None else
+                           [fold_variance([100 * v for v in folds])])
+        row.update({m: iv.mean, f"{m}_low": iv.low, f"{m}_high": iv.high,
+                    f"{m} (95 % CI)": _pm(iv.mean, iv.low, iv.high)})
+    return row

@@ -63,6 +63,81 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]], *, title: str = "Results
     if sizes:
         lines += ["", "Eval sets: " + "; ".join(
             f"`{spec}` ({_num(n, ',')} clips)" for spec, n in sizes) + "."]
+    lines += summaries_markdown(rows)
     if failed:
         lines += ["", "## Failed notebooks", ""] + [f"- `{k}`: {v}" for k, v in failed.items()]
     return "\n".join(lines) + "\n"
+
+
+def configuration(row: Mapping[str, Any]) -> str:
+    """A run's configuration without its seed, for the per-notebook summaries: model name,
+    steps, KD weight, frozen backbone, a teacher-only set, a start from another run."""
+    parts = [row["name"], f"{row.get('steps') or '-'} steps"]
+    if row.get("kd_weight"):
+        parts.append(f"KD {row['kd_weight']:g}")
+    if row.get("frozen_backbone"):
+        parts.append("frozen backbone")
+    if row.get("weak_data"):
+        parts.append(f"+ weak `{row['weak_data']}`")
+    init = row.get("init") or ""
+    if init and not init.endswith(".safetensors"):  # a cache key: "<model slug>-<digest>"
+        parts.append(f"continued from a `{init.rsplit('-', 1)[0]}` run")
+    return ", ".join(parts)
+
+
+def _unique_configurations(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with a ``configuration`` label; two runs of one label and one seed (configurations
+    this label does not tell apart) get numbered labels instead of breaking the summary."""
+    out, seen = [], {}
+    for r in rows:
+        label = configuration(r)
+        n = 0
+        while (label if n == 0 else f"{label} ({n + 1})", r.get("seed")) in seen:
+            n += 1
+        label = label if n == 0 else f"{label} ({n + 1})"
+        seen[(label, r.get("seed"))] = True
+        out.append({**r, "configuration": label})
+    return out
+
+
+def summaries_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One table per notebook: each configuration's PSDS1 macro and PSDS1 as mean ± 95 %
+    interval over its seeds (eval-clip folds included; :mod:`sedlib.study.intervals`)."""
+    from sedlib.study.intervals import summarise_seeds
+
+    out: list[str] = []
+    notebooks = sorted({nb for r in rows for nb in (r.get("notebooks") or [])})
+    for nb in notebooks:
+        mine = _unique_configurations([r for r in rows if nb in (r.get("notebooks") or [])])
+        macro = summarise_seeds(mine, "psds1_macro", by="configuration")
+        micro = {r["configuration"]: r for r in summarise_seeds(mine, "psds1", by="configuration")}
+        out += ["", f"## {nb}: mean ± 95 % interval over seeds", "",
+                "| configuration | seeds | PSDS1 macro | PSDS1 |", "|---|---:|---:|---:|"]
+        for r in macro:
+            m = micro[r["configuration"]]
+            out.append(f"| {r['configuration']} | {r['n_seeds']} "
+                       f"| {r['psds1_macro']:.2f} ± {(r['psds1_macro_high'] - r['psds1_macro_low']) / 2:.2f} "
+                       f"| {m['psds1']:.2f} ± {(m['psds1_high'] - m['psds1_low']) / 2:.2f} |")
+    return out
+
+
+def stale_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Stored result rows whose key is not the one the current code gives their experiment
+    (config fields, defaults, cache version or key derivation changed): one line each. Rows
+    without a stored experiment are stale too (written before experiments were stored)."""
+    from sedlib.study.experiments import Experiment
+
+    out = []
+    for row in rows:
+        exp = row.get("experiment")
+        if exp is None:
+            out.append(f"{row.get('key')}: no stored experiment")
+            continue
+        try:
+            key = Experiment.from_dict(exp).key_with(row.get("file_digests") or {})
+        except (TypeError, ValueError) as err:
+            out.append(f"{row.get('key')}: the stored experiment no longer loads ({err})")
+            continue
+        if not str(row["key"]).endswith(key):
+            out.append(f"{row['key']}: the current code gives {key}")
+    return out

@@ -25,6 +25,7 @@ helpers are in :mod:`sedlib.study.notebook`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -46,6 +47,9 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES = ("smoke", "quick", "paper")
 RESULTS_LOG = "results.jsonl"
 SUMMARY = "results.md"
+#: Every run's record (experiment, key, metrics, eval folds) beside the figures: what the
+#: stale-results test (:func:`sedlib.study.results.stale_rows`) and the README's numbers read.
+STORED_RESULTS = "results.jsonl"
 KERNEL = "sedlib"  # the kernel the notebooks name ("Python (sedlib)", registered by the setup)
 FALLBACK_KERNEL = "python3"  # this interpreter's own kernel, where the sedlib one is elsewhere
 #: The kernels' own log: only critical messages, so the terminal of ``sedlib study`` shows the
@@ -129,7 +133,8 @@ def notebook_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike,
 
 
 class _QuietCommon(logging.Filter):
-    """Drop papermill's "Passed unknown parameter" warning for ``common`` names (by design)."""
+    """Drop papermill's "Passed unknown parameter" warning for ``common`` names (by design) and
+    its "Unable to parse line" warning for string parameters holding '='."""
 
     def __init__(self, names: Iterable[str]) -> None:
         super().__init__()
@@ -138,7 +143,11 @@ class _QuietCommon(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         prefix = "Passed unknown parameter: "
-        return not (msg.startswith(prefix) and msg[len(prefix):] in self.names)
+        if msg.startswith(prefix) and msg[len(prefix):] in self.names:
+            return False
+        # papermill's parameter inspection skips a line with two '=' (e.g. a data spec with
+        # options, "synth:1024:0:miss=0.1"); injection and execution are unaffected
+        return not (msg.startswith("Unable to parse line ") and "= \"" in msg)
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -266,6 +275,8 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
     runs.atomic_write(out / SUMMARY, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     report.summary = runs.atomic_write(figures / SUMMARY,
                                        lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    stored = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)  # for stale_rows()
+    runs.atomic_write(figures / STORED_RESULTS, lambda tmp: tmp.write_text(stored, encoding="utf-8"))
     runs.write_json(out / "study.json", {"profile": str(prof["path"]), "done": report.done,
                                          "failed": report.failed, "seconds": report.seconds})
     return report

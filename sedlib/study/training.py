@@ -114,3 +114,14 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
     log.info("%s: PSDS1 %.4f, PSDS1 macro %.4f (%.0f s)", exp.model, metrics["psds1"],
              metrics["psds1_macro"], t1 - t0)
     return run, metrics, t1 - t0, time.perf_counter() - t1, k
+
+
+def evaluate_on(model, spec: str, audio: AudioConfig, *, batch_size: int = 8,
+                device: str = "cpu", median_window: int = 9) -> dict[str, Any]:
+    """PSDS1 / PSDS1 macro / pAUROC of a trained ``model`` on the eval split of ``spec``, with
+    the :data:`EVAL_FOLDS` fold values, as every study run is evaluated (e.g. a shipped teacher,
+    for its interval beside the students')."""
+    from sedlib.train.data import validate
+
+    return validate(model, open_data(spec, "eval", audio), audio_config=audio, device=device,
+                    batch_size=batch_size, median_window=median_window, folds=EVAL_FOLDS)

@@ -290,3 +290,71 @@ def test_run_models_trains_each_model_once_per_seed(tmp_path, count_fits):
     assert row["n_seeds"] == 3 and row["psds1_macro_low"] <= row["psds1_macro"] <= row["psds1_macro_high"]
     run_models(["fmntiny+TF:16"], study, SMOKE, None, AUDIO, seeds=[1])  # cached
     assert len(count_fits) == 3
+
+
+def test_parallel_runs_equal_the_serial_ones(tmp_path):
+    """Two runs side by side in spawned processes give the metrics of the same runs one after
+    the other (same seeds, one thread each), in the order asked for, and log every record."""
+    from sedlib.study.cache import run_models
+
+    kw = dict(train_data="synth:4", eval_data="synth:4", val_data=None, steps=2,
+              bn_recalibration_clips=0, **PROFILE)
+    models = ["fmntiny+TF:16", "fmntiny"]
+    serial = run_models(models, StudyConfig(cache_dir=str(tmp_path / "a"), **kw), SMOKE, None, AUDIO,
+                        seeds=[0, 1])
+    log = tmp_path / "log.jsonl"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RESULTS_LOG_ENV, str(log))
+        parallel = run_models(models, StudyConfig(cache_dir=str(tmp_path / "b"), parallel_runs=2, **kw),
+                              SMOKE, None, AUDIO, seeds=[0, 1])
+    assert [(r.name, r.experiment.seed) for r in parallel] == [(r.name, r.experiment.seed) for r in serial]
+    for a, b in zip(serial, parallel):
+        assert a.key == b.key and not b.cached
+        assert a.metrics["psds1_macro"] == b.metrics["psds1_macro"]
+        assert a.metrics["psds1_macro_folds"] == b.metrics["psds1_macro_folds"]
+    assert sorted(json.loads(line)["key"] for line in log.read_text().splitlines()) == \
+        sorted(r.key for r in parallel)
+
+
+def test_stale_stored_results_are_detected():
+    from sedlib.study.results import stale_rows
+
+    exp = _exp()
+    row = {"key": exp.key, "experiment": exp.to_dict(), "file_digests": {}}
+    assert stale_rows([row]) == []
+    assert stale_rows([{**row, "key": "clipwise2222-" + exp.key}]) == []  # a variant's prefix
+    changed = {**row, "experiment": {**exp.to_dict(), "steps": 3}}  # stored under the old key
+    assert "the current code gives" in stale_rows([changed])[0]
+    gone = {**row, "experiment": {**exp.to_dict(), "no_such_field": 1}}
+    assert "no longer loads" in stale_rows([gone])[0]
+    assert "no stored experiment" in stale_rows([{"key": exp.key}])[0]
+    import sedlib.study.experiments as experiments
+
+    with pytest.MonkeyPatch.context() as mp:  # a cache-version bump makes every stored row stale
+        mp.setattr(experiments, "CACHE_VERSION", experiments.CACHE_VERSION + 1)
+        assert len(stale_rows([row])) == 1
+
+
+def test_the_committed_study_results_are_not_stale():
+    """figures/results.jsonl (what the README and the committed figures show) must be what the
+    current code would produce: rerun `make study` after a change that alters experiment keys."""
+    from sedlib.config import PROJECT_ROOT
+    from sedlib.study.results import read_results_log, stale_rows
+
+    path = PROJECT_ROOT / "figures" / "results.jsonl"
+    rows = read_results_log(path)
+    assert rows, f"{path} is missing or empty"
+    assert stale_rows(rows) == []
+
+
+def test_results_summaries_give_each_configuration_its_interval():
+    from sedlib.study.results import summaries_markdown
+
+    base = dict(name="fmn02", psds1=10.0, params=1, macs=1.0, kd_weight=0.0, steps=64,
+                notebooks=["02_sequence_models"], init="data/checkpoints/fmn02_synth.safetensors")
+    rows = [{**base, "seed": s, "psds1_macro": v, "key": f"k{s}"} for s, v in zip((0, 1, 2), (30.0, 32.0, 34.0))]
+    rows += [{**base, "seed": 0, "psds1_macro": 50.0, "key": "c0", "init": "fmn02_TF_64-0123456789abcdef"}]
+    text = "\n".join(summaries_markdown(rows))
+    assert "## 02_sequence_models: mean ± 95 % interval over seeds" in text
+    assert "| fmn02, 64 steps | 3 | 32.00 ± 4.97 |" in text  # t(0.975, 2) * 2 / sqrt(3)
+    assert "| fmn02, 64 steps, continued from a `fmn02_TF_64` run | 1 | 50.00 ± 0.00 |" in text

@@ -20,7 +20,7 @@ HELP = "run the notebook study (papermill) with a smoke / quick / paper profile"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick",
-                        help="smoke | quick | paper, or a YAML file (default quick)")
+                        help="smoke | quick | classroom | paper, or a YAML file (default quick)")
     parser.add_argument("--only", default=None, metavar="NN[,NN]",
                         help="run only these notebooks, by number or stem (e.g. 02,03)")
     parser.add_argument("--out", default=None, metavar="DIR",

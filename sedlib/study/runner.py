@@ -44,7 +44,7 @@ from sedlib.study.results import read_results_log, summary_markdown
 log = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "classroom", "paper")
 RESULTS_LOG = "results.jsonl"
 SUMMARY = "results.md"
 #: Every run's record (experiment, key, metrics, eval folds) beside the figures: what the
@@ -130,6 +130,9 @@ def notebook_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike,
         raise SedlibError(f"{profile['path']}: notebooks.{stem} sets {missing}, which "
                           f"{Path(notebook).name} does not declare in its parameters cell")
     return {**profile["common"], **own, **(runner or {})}
+
+
+QUIET_LOGGERS = ("papermill", "papermill.translators")
 
 
 class _QuietCommon(logging.Filter):
@@ -238,7 +241,8 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
     os.environ[PROGRESS_ENV] = "text"  # bars a saved notebook can show (sedlib.progress)
     t_start = time.perf_counter()
     quiet = _QuietCommon([*prof["common"], *RUNNER_PARAMETERS])
-    logging.getLogger("papermill").addFilter(quiet)
+    for name in QUIET_LOGGERS:  # a filter acts only on its own logger's records
+        logging.getLogger(name).addFilter(quiet)
     try:
         for i, nb in enumerate(paths, 1):
             stem = nb.stem
@@ -261,7 +265,8 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
             echo(f"[{i}/{len(paths)}] {stem}: {status} in {_fmt_time(report.seconds[stem])} "
                  f"(study elapsed {_fmt_time(time.perf_counter() - t_start)})")
     finally:
-        logging.getLogger("papermill").removeFilter(quiet)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -269,8 +269,10 @@ def test_results_table_lists_seeds_and_eval_sizes():
                 eval_data="synth:1000", eval_clips=1000)
     rows = [{**base, "seed": s, "key": f"k{s}"} for s in (2, 0, 1)]
     text = summary_markdown(rows)
-    lines = [line for line in text.splitlines() if line.startswith("| fmn02")]
+    runs_table = text.split("\n## ")[0]  # per-notebook summaries follow
+    lines = [line for line in runs_table.splitlines() if line.startswith("| fmn02")]
     assert [line.split("|")[2].strip() for line in lines] == ["0", "1", "2"]  # sorted by seed
+    assert "| fmn02+TF:64, 256 steps | 3 | 42.50 ± 0.00 |" in text  # the summary of the three
     assert all("| 1,000 |" in line for line in lines)
     assert "Eval sets: `synth:1000` (1,000 clips)." in text
     old = summary_markdown([{k: v for k, v in rows[0].items() if k not in ("seed", "eval_clips")}])

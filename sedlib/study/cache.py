@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from sedlib.config import AudioConfig
 from sedlib.errors import SedlibError
@@ -197,28 +197,44 @@ def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **
             bar.set_postfix_str(exp.model)
             out.append(run_experiment(exp, **kwargs))
         return out
+    for i in todo:
+        prepare_experiment(experiments[i], **kwargs)
+    return in_processes(run_experiment, experiments, parallel_runs, kwargs, todo=todo)
+
+
+def in_processes(fn: Any, items: Sequence[Any], parallel_runs: int, kwargs: Mapping[str, Any], *,
+                 todo: Sequence[int] | None = None, desc: str = "experiments") -> list[Any]:
+    """``[fn(item, **kwargs) for item in items]`` with the ``todo`` indices (default: all) in
+    ``parallel_runs`` spawned processes (without progress bars) and the others here; a progress
+    bar over all of them; results in ``items``' order. A failing run raises with its traceback."""
     import concurrent.futures as cf
     import multiprocessing
 
-    for i in todo:
-        prepare_experiment(experiments[i], **kwargs)
-    results: list[ExperimentResult | None] = [None] * len(experiments)
-    worker = {**kwargs, "progress": False}
-    bar = tqdm(total=len(experiments), desc=f"experiments ({parallel_runs} at once)", unit="run",
+    from sedlib.progress import tqdm
+
+    todo = list(range(len(items))) if todo is None else list(todo)
+    results: list[Any] = [None] * len(items)
+    bar = tqdm(total=len(items), desc=f"{desc} ({parallel_runs} at once)", unit="run",
                disable=not kwargs.get("progress", True))
+    if parallel_runs <= 1 or len(todo) < 2:
+        for i, item in enumerate(items):
+            results[i] = fn(item, **kwargs)
+            bar.update()
+        bar.close()
+        return results
+    worker = {**kwargs, "progress": False}
     with cf.ProcessPoolExecutor(max_workers=min(parallel_runs, len(todo)),
                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_experiment, experiments[i], **worker): i for i in todo}
-        for i, exp in enumerate(experiments):
+        futures = {pool.submit(fn, items[i], **worker): i for i in todo}
+        for i, item in enumerate(items):
             if i not in futures.values():
-                results[i] = run_experiment(exp, **kwargs)
+                results[i] = fn(item, **kwargs)
                 bar.update()
         for fut in cf.as_completed(futures):
-            results[futures[fut]] = fut.result()  # a failed run raises here, with its traceback
-            bar.set_postfix_str(experiments[futures[fut]].model)
+            results[futures[fut]] = fut.result()
             bar.update()
     bar.close()
-    return results  # type: ignore[return-value]
+    return results
 
 
 def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cache",

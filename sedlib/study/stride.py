@@ -149,14 +149,13 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
     BatchNorm recalibration, evaluate, profile) for a :class:`ClipwiseSED` of ``exp.model``,
     cached under ``<cache_dir>/clipwise<strides>-<exp.key>``. Returns an ExperimentResult whose
     ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
-    from sedlib.complexity.profile import profile_model
     from sedlib.locking import file_lock
     from sedlib.study.cache import _log_record
     from sedlib.study.experiments import RESULT, RUN, ExperimentResult
     from sedlib.study.training import train_and_evaluate
     from sedlib.train import runs
 
-    key = f"clipwise{''.join(map(str, strides))}-{exp.key}"
+    key = clipwise_key(exp, strides)
     folder = Path(cache_dir) / key
     threads = torch.get_num_threads()
     label = f"{exp.model} (clip-wise strides)"  # its row in the study's results table
@@ -175,15 +174,78 @@ def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
                 exp, folder, device=device, progress=progress,
                 build=lambda k: ClipwiseSED(exp.model, num_classes=k, strides=strides),
                 run_info={"clipwise_strides": list(strides)})
-            dtype = throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32")
-            prof = profile_model(ClipwiseSED(exp.model, num_classes=k, strides=strides),
-                                 device=device, dtype=dtype, batch_size=throughput_batch_size,
-                                 repeats=throughput_repeats, warmup=throughput_warmup,
-                                 deepspeed=False)
+            prof = clipwise_profile(exp.model, k, strides, Path(cache_dir), device=device,
+                                    batch_size=throughput_batch_size, repeats=throughput_repeats,
+                                    warmup=throughput_warmup, dtype=throughput_dtype)
         finally:
             torch.set_num_threads(threads)
-        result = ExperimentResult(exp, key, metrics, {**prof.to_dict(), "num_classes": k},
+        result = ExperimentResult(exp, key, metrics, prof,
                                   folder / RUN, Path(run.weights), False, train_s, eval_s)
         runs.write_json(folder / RESULT, result.to_dict())
     _log_record(result, label)
     return result
+
+
+def clipwise_profile(model: str, num_classes: int, strides: Sequence[int], cache_dir: Path, *,
+                     device: str = "cpu", batch_size: int = 8, repeats: int = 3, warmup: int = 1,
+                     dtype: str | None = None) -> dict[str, Any]:
+    """Params, MACs and throughput of ``ClipwiseSED(model)`` (one 10 s clip), cached under
+    ``<cache_dir>/profiles`` per settings and thread count, as the study's other profiles."""
+    import hashlib
+
+    from sedlib.complexity.profile import profile_model
+    from sedlib.study.experiments import CACHE_VERSION, PROFILES
+    from sedlib.train import runs
+
+    dtype = dtype or ("fp16" if str(device).startswith("cuda") else "fp32")
+    ident = {"model": model, "clipwise_strides": list(strides), "num_classes": num_classes,
+             "device": device, "batch": batch_size, "repeats": repeats, "warmup": warmup,
+             "dtype": dtype, "threads": torch.get_num_threads(), "version": CACHE_VERSION}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / PROFILES / f"clipwise-{digest}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    prof = profile_model(ClipwiseSED(model, num_classes=num_classes, strides=strides), device=device,
+                         dtype=dtype, batch_size=batch_size, repeats=repeats, warmup=warmup,
+                         deepspeed=False)
+    out = {**prof.to_dict(), "num_classes": num_classes}
+    runs.write_json(path, out)
+    return out
+
+
+def run_clipwise_experiments(experiments: Sequence[Any], *, parallel_runs: int = 1,
+                             strides: Sequence[int] = CLIPWISE_STRIDES, **kwargs: Any) -> list[Any]:
+    """:func:`run_clipwise_experiment` for each, ``parallel_runs`` side by side (as
+    :func:`sedlib.study.cache.run_experiments`: data caches and the throughput profile are made
+    here first, on an idle machine)."""
+    from sedlib.study.cache import in_processes, prepare_experiment
+    from sedlib.study.training import open_data
+    from sedlib.train.data import dataset_vocab
+
+    from sedlib.study.experiments import RESULT
+
+    cache = Path(kwargs.get("cache_dir", "runs/cache"))
+    todo = [i for i, e in enumerate(experiments) if not (cache / clipwise_key(e, strides) / RESULT).is_file()]
+    if parallel_runs > 1 and len(todo) > 1:
+        for exp in (experiments[i] for i in todo):
+            prepare_experiment(exp, **kwargs)
+            k = len(dataset_vocab(open_data(exp.train_data, "train", exp.audio), "training"))
+            threads = torch.get_num_threads()
+            if kwargs.get("num_threads") is not None:
+                torch.set_num_threads(kwargs["num_threads"])
+            try:
+                clipwise_profile(exp.model, k, strides, Path(kwargs.get("cache_dir", "runs/cache")),
+                                 device=kwargs.get("device", "cpu"),
+                                 batch_size=kwargs.get("throughput_batch_size", 8),
+                                 repeats=kwargs.get("throughput_repeats", 3),
+                                 warmup=kwargs.get("throughput_warmup", 1),
+                                 dtype=kwargs.get("throughput_dtype"))
+            finally:
+                torch.set_num_threads(threads)
+    return in_processes(run_clipwise_experiment, list(experiments), parallel_runs,
+                        {**kwargs, "strides": tuple(strides)}, todo=todo, desc="clip-wise runs")
+
+
+def clipwise_key(exp: Any, strides: Sequence[int] = CLIPWISE_STRIDES) -> str:
+    """The cache folder of ``exp``'s clip-wise variant: ``clipwise<strides>-<exp.key>``."""
+    return f"clipwise{''.join(map(str, strides))}-{exp.key}"

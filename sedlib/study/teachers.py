@@ -127,8 +127,8 @@ def distillation_labels(distill, data: dict[str, str], vocab: Vocabulary, *, stu
     import torch
 
     threads = torch.get_num_threads()
-    if getattr(study, "num_threads", None):  # as run_experiment: no oversubscribed 2-core box
-        torch.set_num_threads(study.num_threads)
+    if getattr(study, "num_threads", None):  # the cores the parallel runs would use, no more
+        torch.set_num_threads(study.num_threads * getattr(study, "parallel_runs", 1))
     try:
         for role in todo:
             stores[role] = teacher_labels(teachers, data[role], audio, cache_dir=study.cache_dir,

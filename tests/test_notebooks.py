@@ -286,6 +286,13 @@ def test_sedlib_study_smoke_only_00(tmp_path):
     assert "| model | seed | PSDS1 | PSDS1 macro | eval clips | params | MACs (M) | throughput" in table
     assert "Eval sets: `synth:" in table
     assert "fmntiny+TF:16" in table and table == (out / SUMMARY).read_text()
+    assert table.startswith("# Study results (smoke profile, ")
+    assert "00_quickstart (smoke profile)" in proc.stdout
+    assert "## 00_quickstart: mean ± 95 % interval over seeds" in table
+    from sedlib.study.results import read_results_log, stale_rows
+
+    stored = read_results_log(figures / "results.jsonl")
+    assert len(stored) == 2 and stale_rows(stored) == []  # 2 seeds, keys as the code gives them
 
 
 def _tiny_notebook(path: Path, body: str) -> None:

@@ -88,3 +88,19 @@ def test_clipwise_experiment_is_cached_and_listed_in_the_study_log(tmp_path, mon
     assert [r["name"] for r in rows] == ["fmntiny+TF:16 (clip-wise strides)"] * 2
     assert [r["cached"] for r in rows] == [False, True]
     assert rows[0]["psds1_macro"] == rows[1]["psds1_macro"] and rows[0]["macs"] > 0
+
+
+def test_clipwise_runs_side_by_side_equal_the_serial_ones(tmp_path):
+    from sedlib.study.experiments import Experiment
+    from sedlib.study.stride import run_clipwise_experiment, run_clipwise_experiments
+
+    exps = [Experiment(model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:4",
+                       train=dataclasses.replace(PRESETS["smoke"], batch_size=2), steps=2, seed=s,
+                       audio=AudioConfig(clip_seconds=2.0)) for s in (0, 1)]
+    kw = dict(progress=False, throughput_batch_size=1, throughput_repeats=1, throughput_warmup=0,
+              num_threads=1)
+    serial = [run_clipwise_experiment(e, cache_dir=tmp_path / "a", **kw) for e in exps]
+    parallel = run_clipwise_experiments(exps, parallel_runs=2, cache_dir=tmp_path / "b", **kw)
+    assert [r.key for r in parallel] == [r.key for r in serial] and not any(r.cached for r in parallel)
+    assert [r.metrics["psds1_macro"] for r in parallel] == [r.metrics["psds1_macro"] for r in serial]
+    assert (tmp_path / "b" / "profiles").is_dir()  # profiled before the runs, not beside them

@@ -197,8 +197,8 @@ def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **
             bar.set_postfix_str(exp.model)
             out.append(run_experiment(exp, **kwargs))
         return out
-    for i in todo:
-        prepare_experiment(experiments[i], **kwargs)
+    cost = {i: prepare_experiment(experiments[i], **kwargs) for i in todo}
+    todo.sort(key=lambda i: -cost[i])  # longest first: less time with one worker idle at the end
     return in_processes(run_experiment, experiments, parallel_runs, kwargs, todo=todo)
 
 
@@ -208,7 +208,6 @@ def in_processes(fn: Any, items: Sequence[Any], parallel_runs: int, kwargs: Mapp
     ``parallel_runs`` spawned processes (without progress bars) and the others here; a progress
     bar over all of them; results in ``items``' order. A failing run raises with its traceback."""
     import concurrent.futures as cf
-    import multiprocessing
 
     from sedlib.progress import tqdm
 
@@ -223,8 +222,8 @@ def in_processes(fn: Any, items: Sequence[Any], parallel_runs: int, kwargs: Mapp
         bar.close()
         return results
     worker = {**kwargs, "progress": False}
-    with cf.ProcessPoolExecutor(max_workers=min(parallel_runs, len(todo)),
-                                mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = _pool(parallel_runs)
+    try:
         futures = {pool.submit(fn, items[i], **worker): i for i in todo}
         for i, item in enumerate(items):
             if i not in futures.values():
@@ -233,18 +232,46 @@ def in_processes(fn: Any, items: Sequence[Any], parallel_runs: int, kwargs: Mapp
         for fut in cf.as_completed(futures):
             results[futures[fut]] = fut.result()
             bar.update()
+    except cf.process.BrokenProcessPool:
+        _POOLS.pop(parallel_runs, None)  # a worker died: the next call starts a fresh pool
+        raise
     bar.close()
     return results
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(workers: int):
+    """One pool of ``workers`` spawned processes per interpreter, reused by every call (a
+    notebook makes several batches of runs; each new pool would import torch twice again), shut
+    down at exit. Workers inherit the environment at their start (the study's results log and
+    notebook name: one kernel per notebook); a pool started under other values is replaced."""
+    import atexit
+    import concurrent.futures as cf
+    import multiprocessing
+
+    env = tuple(os.environ.get(k) for k in (RESULTS_LOG_ENV, NOTEBOOK_ENV))
+    if workers in _POOLS and _POOLS[workers][1] != env:  # started under another results log
+        _POOLS.pop(workers)[0].shutdown()
+    if workers not in _POOLS:
+        pool = cf.ProcessPoolExecutor(max_workers=workers,
+                                      mp_context=multiprocessing.get_context("spawn"))
+        atexit.register(pool.shutdown)
+        _POOLS[workers] = (pool, env)
+    return _POOLS[workers][0]
 
 
 def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cache",
                        device: str = "cpu", throughput_batch_size: int = 8,
                        throughput_repeats: int = 3, throughput_warmup: int = 1,
                        throughput_dtype: str | None = None, num_threads: int | None = None,
-                       **_: Any) -> None:
+                       **_: Any) -> float:
     """Build ``exp``'s data caches (:func:`sedlib.study.training.open_data`) and its cached
     throughput profile, as :func:`run_experiment` would on its way (same thread count), so that
-    runs started in parallel afterwards find both made."""
+    runs started in parallel afterwards find both made. Returns a relative cost estimate for
+    scheduling, in MACs: 3 forwards per training clip (twice the clips with a teacher-only set)
+    plus one per clip of the last data set opened (the eval set)."""
     import torch
 
     from sedlib.train.data import dataset_vocab
@@ -257,8 +284,13 @@ def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        _profile(exp.model, k, Path(cache_dir), device=device, batch_size=throughput_batch_size,
-                 repeats=throughput_repeats, warmup=throughput_warmup,
-                 dtype=throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32"))
+        prof = _profile(exp.model, k, Path(cache_dir), device=device,
+                        batch_size=throughput_batch_size, repeats=throughput_repeats,
+                        warmup=throughput_warmup,
+                        dtype=throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32"))
     finally:
         torch.set_num_threads(before)
+    steps = exp.steps or exp.train.total_steps()
+    # forward + backward ~ 3 forwards per training clip; evaluation ~ one forward per eval clip
+    train_clips = exp.train.batch_size * steps * (2 if exp.weak_data else 1)
+    return float(prof["macs"]) * (3 * train_clips + len(sources[-1]))

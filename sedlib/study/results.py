@@ -10,8 +10,8 @@ from typing import Any, Mapping, Sequence
 
 
 def read_results_log(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows appended by :func:`sedlib.study.cache.run_experiment`, one per key (first kept,
-    with every notebook that used it)."""
+    """Rows appended by :func:`sedlib.study.cache.run_experiment` (or a stored
+    ``results.jsonl``), one per key (first kept, with every notebook that used it)."""
     path = Path(path)
     rows: dict[str, dict[str, Any]] = {}
     if not path.is_file():
@@ -24,8 +24,11 @@ def read_results_log(path: str | os.PathLike) -> list[dict[str, Any]]:
             seen = rows[row["key"]]["notebooks"]
             if row.get("notebook") and row["notebook"] not in seen:
                 seen.append(row["notebook"])
-        else:
-            rows[row["key"]] = {**row, "notebooks": [row["notebook"]] if row.get("notebook") else []}
+        else:  # a stored results.jsonl row already lists its notebooks
+            seen = list(row.get("notebooks") or [])
+            if row.get("notebook") and row["notebook"] not in seen:
+                seen.append(row["notebook"])
+            rows[row["key"]] = {**row, "notebooks": seen}
     return list(rows.values())
 
 

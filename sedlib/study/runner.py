@@ -241,8 +241,8 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
     os.environ[PROGRESS_ENV] = "text"  # bars a saved notebook can show (sedlib.progress)
     t_start = time.perf_counter()
     quiet = _QuietCommon([*prof["common"], *RUNNER_PARAMETERS])
-    for name in QUIET_LOGGERS:  # a filter acts only on its own logger's records
-        logging.getLogger(name).addFilter(quiet)
+    for logger in QUIET_LOGGERS:  # a filter acts only on its own logger's records
+        logging.getLogger(logger).addFilter(quiet)
     try:
         for i, nb in enumerate(paths, 1):
             stem = nb.stem
@@ -265,8 +265,8 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
             echo(f"[{i}/{len(paths)}] {stem}: {status} in {_fmt_time(report.seconds[stem])} "
                  f"(study elapsed {_fmt_time(time.perf_counter() - t_start)})")
     finally:
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).removeFilter(quiet)
+        for logger in QUIET_LOGGERS:
+            logging.getLogger(logger).removeFilter(quiet)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)

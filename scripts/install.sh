@@ -44,9 +44,7 @@ else
   TORCH_REQ="torch==2.13.0+cpu"
 fi
 echo "[install] torch: $TORCH_REQ"
-# --no-compile: no .pyc for every file of the wheels up front (torch alone has thousands);
-# Python compiles what it imports on first use
-if ! pip_q install -q --no-compile "$TORCH_REQ"; then
+if ! pip_q install -q "$TORCH_REQ"; then
   echo "[install] ERROR: could not install '$TORCH_REQ'." >&2
   echo "[install] For a CPU build, point pip at PyTorch's CPU wheel index (PIP_EXTRA_INDEX_URL)," >&2
   echo "[install] or set SEDLIB_TORCH to the torch requirement you want." >&2
@@ -59,7 +57,7 @@ CONSTRAINTS="$(mktemp)"; trap 'rm -f "$CONSTRAINTS"' EXIT
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 
 echo "[install] pinned requirements (a few minutes on a fresh machine)"
-pip_q install -q --no-compile -r requirements.txt -c "$CONSTRAINTS"
+pip_q install -q -r requirements.txt -c "$CONSTRAINTS"
 "$PY" -m pip check >/dev/null || { "$PY" -m pip check; exit 1; }
 pip_q install -q --no-deps -e .
 

@@ -40,15 +40,16 @@ def test_shipped_checkpoint_loads_strictly_into_its_model(path):
 
 def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
     monkeypatch.chdir(ROOT)  # profile paths are relative to the project
-    profile = load_profile("quick")
-    study = StudyConfig(backbone_init=profile["common"]["backbone_init"])
     names = set()
-    for section in profile["notebooks"].values():
-        for key in ("models", "stride_models", "backbones"):
-            names.update(section.get(key, []))
-        for key in ("base_backbone", "wide_backbone", "student"):
-            if key in section:
-                names.add(section[key])
+    for name in ("quick", "classroom"):  # the CPU profiles: both start from shipped backbones
+        profile = load_profile(name)
+        study = StudyConfig(backbone_init=profile["common"]["backbone_init"])
+        for section in profile["notebooks"].values():
+            for key in ("models", "stride_models", "backbones"):
+                names.update(section.get(key, []))
+            for key in ("base_backbone", "wide_backbone", "student"):
+                if key in section:
+                    names.add(section[key])
     backbones = {parse_name(n).backbone for n in names}
     assert backbones >= {"fmn02", "fmn03", "fmn04"}
     for backbone in sorted(backbones):

@@ -87,3 +87,20 @@ def test_the_data_spec_turns_noise_on_for_training_only():
         split = "eval" if why == "stay exact" else "train"
         with pytest.raises(DataSpecError, match=why):
             open_source(bad, split=split, audio_config=audio)
+
+
+def test_the_data_spec_picks_the_world_in_any_split():
+    from sedlib.data.spec import DataSpecError, open_source
+
+    audio = AudioConfig(clip_seconds=4.0)
+    src = open_source("synth:8:0:world=context,miss=0.1", split="train", audio_config=audio)
+    assert src.synth.config.synth_world == "context" and len(src.vocab) == 13
+    assert src.label_noise == LabelNoise(miss_rate=0.1) and src.name == "synth:8:0:world=context"
+    ev = open_source("synth:8:0:world=context", split="eval", audio_config=audio)
+    assert ev.label_noise is None and ev.vocab.name == "synth-13"
+    assert open_source("synth:8:0:world=basic", split="eval", audio_config=audio).vocab.name == \
+        "synth-11"
+    for bad, why in (("synth:8:0:world=big", "expected one of basic, context"),
+                     ("synth:8:0:world=basic,world=context", "each once")):
+        with pytest.raises(DataSpecError, match=why):
+            open_source(bad, split="eval", audio_config=audio)

@@ -13,9 +13,11 @@ import torch
 
 from sedlib.config import AudioConfig
 from sedlib.data.labels import encode_events
+from sedlib.data.synth.sounds import RECIPES
 from sedlib.data.synth.soundscape import (
     SPLITS,
     SYNTH_CLASSES,
+    WORLDS,
     SynthConfig,
     SynthDataset,
     synth_events,
@@ -28,6 +30,8 @@ from sedlib.data.synth.soundscape import (
 
 SR = 16_000
 CONFIG = SynthConfig(synth_seed=7)
+CONTEXT = SynthConfig(synth_seed=7, synth_world="context")
+PATTERN_CLASSES = ("alarm", "ringtone", "ticking")
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -35,10 +39,10 @@ def _digests(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _clips_with_whole(label: str, count: int) -> list[int]:
+def _clips_with_whole(label: str, count: int, config: SynthConfig = CONFIG) -> list[int]:
     """The first ``count`` clips with a ``label`` event that lies wholly inside the clip."""
     found = [i for i in range(200) if any(e.label == label and 0 < e.onset and e.offset < 10
-                                          for e in synth_events(CONFIG, "train", i))]
+                                          for e in synth_events(config, "train", i))]
     assert len(found) >= count, f"fewer than {count} of 200 clips contain a whole {label!r}"
     return found[:count]
 
@@ -73,12 +77,14 @@ def test_splits_are_disjoint():
     assert {e.filename for e in clips["validation"][1]} == {"synth_validation_000000.wav"}
 
 
-def test_stems_sum_to_mixture_and_labels_are_exact():
+@pytest.mark.parametrize("config", [CONFIG, CONTEXT], ids=["basic", "context"])
+def test_stems_sum_to_mixture_and_labels_are_exact(config):
     """Each event's stem is zero outside its label and audible from the first to the last
-    labelled sample; non-alarm events have no silent gap longer than 120 ms."""
+    labelled sample; events other than the pattern classes (alarm, ringtone, ticking) have no
+    silent gap longer than 120 ms."""
     for index in range(8):
-        mixture, events = synthesize_clip(CONFIG, "train", index)
-        background, stems, events2 = synthesize_stems(CONFIG, "train", index)
+        mixture, events = synthesize_clip(config, "train", index)
+        background, stems, events2 = synthesize_stems(config, "train", index)
         assert events2 == events and len(stems) == len(events)
         assert np.allclose(background + sum(stems), mixture, atol=1e-6)
         for stem, ev in zip(stems, events):
@@ -89,7 +95,7 @@ def test_stems_sum_to_mixture_and_labels_are_exact():
             assert ev.offset == 10 or hi - 1 - nonzero[-1] <= 2, ev  # ... to the offset
             zero = np.concatenate([[0], (stem[lo:hi] == 0).astype(np.int8), [0]])
             runs = np.flatnonzero(np.diff(zero) == -1) - np.flatnonzero(np.diff(zero) == 1)
-            if ev.label != "alarm" and len(runs):
+            if ev.label not in PATTERN_CLASSES and len(runs):
                 assert runs.max() <= 0.12 * SR + 1, (ev, runs.max() / SR)
             if 0 < ev.onset and ev.offset < 10:  # SNR >= 3 dB re the nominal level (drift <= 3 dB)
                 rms_inside = np.sqrt(np.mean(stem[lo:hi][stem[lo:hi] != 0] ** 2))
@@ -111,6 +117,56 @@ def test_alarm_is_periodic_beep_pattern():
             assert widths.min() == widths.max() < periods[0]  # equal beeps, silent gaps
             a, b, w = starts[0], starts[1], widths[0]
             assert np.allclose(stem[a:a + w], stem[b:b + w])  # identical beeps
+
+
+def _hits(stem):
+    on = np.concatenate([[0], (stem != 0).astype(np.int8), [0]])
+    return np.flatnonzero(np.diff(on) == 1), np.flatnonzero(np.diff(on) == -1)
+
+
+def test_ringtone_rings_in_pairs_with_long_pauses():
+    """A ringtone is >= 2 double rings of one tone (40-120 ms apart) with pauses of 1.2-2.5 s
+    between them (10 s clips), all inside one label: the pauses are labelled."""
+    for index in _clips_with_whole("ringtone", 3, CONTEXT):
+        _, stems, events = synthesize_stems(CONTEXT, "train", index)
+        for stem, ev in zip(stems, events):
+            if ev.label != "ringtone" or ev.onset == 0 or ev.offset == 10:
+                continue
+            starts, stops = _hits(stem)
+            assert starts[0] == round(ev.onset * SR) and stops[-1] == round(ev.offset * SR)
+            assert len(starts) % 2 == 0 and len(starts) >= 4
+            gaps = (starts[1:] - stops[:-1]) / SR
+            assert np.all((0.039 <= gaps[0::2]) & (gaps[0::2] <= 0.121)), gaps  # within a ring
+            assert np.all((1.199 <= gaps[1::2]) & (gaps[1::2] <= 2.501)), gaps  # the pauses
+            w = stops[0] - starts[0]
+            assert np.allclose(stem[starts[0]:starts[0] + w], stem[starts[2]:starts[2] + w])
+
+
+def test_ticking_is_a_regular_single_knock():
+    """Ticking is >= 3 hits at one exact period of 0.5-1.2 s, each as long as a knock's hit."""
+    for index in _clips_with_whole("ticking", 3, CONTEXT):
+        _, stems, events = synthesize_stems(CONTEXT, "train", index)
+        for stem, ev in zip(stems, events):
+            if ev.label != "ticking" or ev.onset == 0 or ev.offset == 10:
+                continue
+            starts, stops = _hits(stem)
+            periods = np.diff(starts)
+            assert len(starts) >= 3 and periods.min() == periods.max(), periods
+            assert 0.5 * SR <= periods[0] <= 1.2 * SR
+            assert (stops - starts).max() < 0.2 * SR  # one hit rings < 200 ms
+
+
+@pytest.mark.parametrize("max_ms", [1800, 3600, 9000])
+def test_every_recipe_fits_the_longest_event(max_ms):
+    """draw(rng, max_ms) keeps every event within max_ms (0.9 x the clip) and its segments in
+    order inside it (a knock's hits may ring into each other), down to the shortest clip (2 s)."""
+    for label, recipe in RECIPES.items():
+        rng = np.random.default_rng(7)
+        for _ in range(50):
+            p = recipe.draw(rng, max_ms)
+            segments = p["segments"]
+            assert 0 < p["length_ms"] <= max_ms and segments[-1][1] == p["length_ms"], label
+            assert all(a < b and a < c for (a, b), (c, _) in zip(segments, segments[1:])), label
 
 
 def test_every_class_appears_and_events_overlap():
@@ -213,3 +269,27 @@ def test_bad_library_arguments(tmp_path):
         SynthConfig(synth_min_events=4, synth_max_events=2)
     with pytest.raises(ValueError, match="multiple of 1000"):
         SynthConfig(synth_sample_rate=22_050)
+
+
+def test_the_basic_world_is_unchanged_bit_for_bit():
+    """The basic world's clips (audio and labels) are what they were before the context world
+    existed (digest of 40 train + 40 eval 4 s clips taken then): every stored study result and
+    shipped checkpoint was made on them."""
+    h = hashlib.sha256()
+    for split in ("train", "eval"):
+        for i in range(40):
+            w, ev = synthesize_clip(SynthConfig(synth_seed=0, synth_clip_seconds=4.0), split, i)
+            h.update(w.tobytes())
+            h.update(repr(ev).encode())
+    assert h.hexdigest() == "547b79c0093c1cd1db1af52bf2867780fb83602c7e15f1b5356f619add9ba89e"
+
+
+def test_the_context_world_adds_the_pattern_classes():
+    config = SynthConfig(synth_seed=7, synth_world="context")
+    events = [e for i in range(120) for e in synth_events(config, "train", i)]
+    counts = Counter(e.label for e in events)
+    assert set(counts) == set(WORLDS["context"]) and min(counts.values()) >= 15, counts
+    assert WORLDS["context"] == tuple(sorted(WORLDS["basic"] + ("ringtone", "ticking")))
+    assert synth_vocabulary("context").name == "synth-13" and SYNTH_CLASSES == WORLDS["basic"]
+    with pytest.raises(ValueError, match="synth_world"):
+        SynthConfig(synth_world="big")

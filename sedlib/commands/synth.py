@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which split's clips to write (train); splits never share clips")
     parser.add_argument("--first-index", type=_non_negative_int, default=0,
                         help="index of the first clip (0); clips are independent of each other")
+    parser.add_argument("--world", choices=("basic", "context"), default="basic",
+                        help="basic: 11 classes; context: 13, with ringtone and ticking (basic)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -40,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from sedlib.data.synth.soundscape import SynthConfig, write_desed
 
     t0 = time.perf_counter()
-    events = write_desed(args.out_dir, args.clips, SynthConfig(synth_seed=args.seed), split=args.split,
+    events = write_desed(args.out_dir, args.clips, SynthConfig(synth_seed=args.seed, synth_world=args.world),
+                         split=args.split,
                          progress=not args.no_progress, first_index=args.first_index)
     classes = len({e.label for e in events})
-    print(f"wrote {args.clips} {args.split} clips (seed {args.seed}, {len(events)} events of "
+    print(f"wrote {args.clips} {args.split} clips (seed {args.seed}, {args.world} world, {len(events)} events of "
           f"{classes} classes) to {args.out_dir} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -146,7 +146,7 @@ class FileSource(ClipSource):
 def _infer_vocab(labels: set[str], label_file: Path, reread) -> Vocabulary:
     """The known vocabulary holding every label of a folder; else the reader's error (file:line)
     against the closest one."""
-    candidates = (synth_vocabulary(), desed_classes())
+    candidates = (synth_vocabulary(), synth_vocabulary("context"), desed_classes())
     for vocab in candidates:
         if labels <= set(vocab.names):
             logger.info("%s: classes of %r (%d)", label_file, vocab.name, len(vocab))

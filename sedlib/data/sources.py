@@ -246,8 +246,9 @@ class SynthSource(ClipSource):
         n = DEFAULT_SYNTH_LENGTH[split] if length is None else length
         audio_config = audio_config or AudioConfig()
         self.synth = SynthDataset(split, n, synth_config, audio_config)  # checks n and the rates
-        super().__init__(name=f"synth:{n}:{synth_config.synth_seed}",
-                         vocab=vocab or synth_vocabulary(),
+        world = "" if synth_config.synth_world == "basic" else f":world={synth_config.synth_world}"
+        super().__init__(name=f"synth:{n}:{synth_config.synth_seed}{world}",
+                         vocab=vocab or synth_vocabulary(synth_config.synth_world),
                          filenames=[synth_filename(split, i) for i in range(n)], has_strong=True,
                          split=split, audio_config=audio_config, **kwargs)
         self._durations = {fn: synth_config.synth_clip_seconds for fn in self.filenames}

@@ -3,11 +3,13 @@
 :func:`open_source` parses it. Fields are separated by ``:`` (so paths may not contain ``:``);
 required fields come first, optional ones last; a label file precedes its audio folder::
 
-    synth[:N[:SEED[:NOISE]]]          embedded synthetic set (sedlib.data.synth): N clips of the
+    synth[:N[:SEED[:OPTIONS]]]        embedded synthetic set (sedlib.data.synth): N clips of the
                                       split (default 2000 train / 250 validation / 250 eval),
-                                      SynthConfig(synth_seed=SEED), 11 classes; NOISE, train
-                                      split only: annotation noise, e.g. miss=0.1,confuse=0.2,
-                                      jitter=50 (LabelNoise: rates and jitter std in ms)
+                                      SynthConfig(synth_seed=SEED); OPTIONS, comma-separated:
+                                      world=basic|context (11 classes, or 13 with the long
+                                      patterns ringtone and ticking; default basic) and, train
+                                      split only, annotation noise miss=R,confuse=R,jitter=MS
+                                      (LabelNoise: rates and jitter std in ms)
     DIR  or  folder:DIR               DESED layout as `sedlib synth` writes it: DIR/audio/*,
                                       DIR/strong.tsv (or only DIR/weak.tsv: weak-only set),
                                       optional DIR/durations.tsv; classes: synthetic or DESED,
@@ -63,7 +65,7 @@ from sedlib.data.synth.soundscape import SynthConfig
 from sedlib.errors import SedlibError
 
 SPEC_FORMS = (
-    "synth[:N[:SEED[:miss=R,confuse=R,jitter=MS]]]",
+    "synth[:N[:SEED[:world=W,miss=R,confuse=R,jitter=MS]]]",
     "DIR | folder:DIR",
     "desed:STRONG_TSV:AUDIO_DIR[:DURATIONS_TSV]",
     "audioset-strong:TSV:AUDIO_DIR[:DURATIONS]",
@@ -130,24 +132,34 @@ def _int_field(spec: str, text: str, what: str, low: int) -> int:
 _NOISE_FIELDS = {"miss": "miss_rate", "confuse": "confusion_rate", "jitter": "boundary_jitter_ms"}
 
 
-def _label_noise(spec: str, text: str, split: str):
-    """``miss=0.1,confuse=0.2,jitter=50`` -> :class:`LabelNoise` (any subset of the three)."""
+def _synth_options(spec: str, text: str, split: str):
+    """``world=context,miss=0.1,confuse=0.2,jitter=50`` -> ``(world, LabelNoise or None)`` (any
+    subset, each once)."""
     from sedlib.data.synth.label_noise import LabelNoise
+    from sedlib.data.synth.soundscape import WORLDS
 
     values: dict[str, float] = {}
+    world = None
     for part in text.split(","):
         name, eq, value = part.partition("=")
+        if name == "world" and eq and world is None:
+            if value not in WORLDS:
+                raise _spec_error(spec, f"world={value!r}: expected one of {', '.join(WORLDS)}")
+            world = value
+            continue
         if not eq or name not in _NOISE_FIELDS or _NOISE_FIELDS[name] in values:
-            raise _spec_error(spec, f"NOISE {text!r}: expected comma-separated "
-                                    f"{'/'.join(_NOISE_FIELDS)}=VALUE, each once")
+            raise _spec_error(spec, f"OPTIONS {text!r}: expected comma-separated "
+                                    f"world/{'/'.join(_NOISE_FIELDS)}=VALUE, each once")
         try:
             values[_NOISE_FIELDS[name]] = float(value)
         except ValueError:
             raise _spec_error(spec, f"NOISE {name}={value!r} is not a number") from None
+    if not values:
+        return world or "basic", None
     if split != "train":
         raise _spec_error(spec, f"annotation noise is for training data; {split} labels stay exact")
     try:
-        return LabelNoise(**values)
+        return world or "basic", LabelNoise(**values)
     except ValueError as err:
         raise _spec_error(spec, str(err)) from None
 
@@ -183,11 +195,12 @@ def open_source(spec: str, *, split: str = "train", audio_config: AudioConfig | 
         if fields and length is not None and length != n:
             raise _spec_error(spec, f"it asks for {n} clips but length={length} was given")
         synth_seed = _int_field(spec, fields[1], "SEED", 0) if len(fields) > 1 else 0
-        noise = _label_noise(spec, fields[2], split) if len(fields) > 2 else None
+        world, noise = _synth_options(spec, fields[2], split) if len(fields) > 2 else ("basic", None)
         # clips are generated at the length the model trains on (AudioConfig.clip_seconds)
         seconds = audio_config.clip_seconds if audio_config is not None else 10.0
         return SynthSource(length=n, vocab=vocab, label_noise=noise, **common,
-                           synth_config=SynthConfig(synth_seed=synth_seed, synth_clip_seconds=seconds))
+                           synth_config=SynthConfig(synth_seed=synth_seed, synth_clip_seconds=seconds,
+                                                    synth_world=world))
     common.update(vocab=vocab, length=length)
     if kind == "folder":
         return folder_source(_existing(spec, fields[0], "DIR", True), **common)

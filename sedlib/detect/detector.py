@@ -207,6 +207,7 @@ def resolve_vocabulary(spec: str | None, num_classes: int) -> Vocabulary:
         from sedlib.data.synth.soundscape import synth_vocabulary
 
         named["synth"] = synth_vocabulary
+        named["synth-context"] = lambda: synth_vocabulary("context")
     except ImportError:  # pragma: no cover - synth is part of the package
         pass
     if spec is None:

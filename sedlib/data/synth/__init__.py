@@ -4,6 +4,8 @@ made on the fly from a seed (no download).
 - :mod:`~sedlib.data.synth.soundscape`: ``SynthConfig``, scene planning and mixing,
   ``synthesize_clip``, ``SynthDataset``, ``write_desed``.
 - :mod:`~sedlib.data.synth.sounds`: one draw/render recipe per class, backgrounds.
+- :mod:`~sedlib.data.synth.patterns`: the classes named by their temporal pattern (alarm,
+  ringtone, ticking) and the single sounds they repeat (beep, knock).
 - :mod:`~sedlib.data.synth.dsp`: envelopes, oscillators, filters the recipes share.
 - :mod:`~sedlib.data.synth.label_noise`: ``LabelNoise``, documented annotation errors for
   training labels.

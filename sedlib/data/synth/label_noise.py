@@ -9,9 +9,10 @@ labels stay exact):
 
 * ``miss_rate``: each event's annotation is dropped with this probability.
 * ``confusion_rate``: each remaining event of a class in :data:`CONFUSABLE` is annotated as its
-  partner with this probability (an alarm is a repeated beep; a siren and a whistle are both
-  moving tones; a knock and a noise burst are both short broadband transients). Events of the
-  other classes keep their label.
+  partner with this probability (an alarm is a repeated beep, a ringtone a beep rung in pairs;
+  a siren and a whistle are both moving tones; a knock and a noise burst are both short
+  broadband transients, and ticking is a regularly repeated knock). Events of the other classes
+  keep their label.
 * ``boundary_jitter_ms``: onset and offset of each remaining event move by independent
   Gaussian offsets with this standard deviation (rounded to whole milliseconds), clipped to the
   clip, keeping at least ``MIN_EVENT_MS``.
@@ -32,7 +33,8 @@ from sedlib.data.labels import Event
 SALT = 0x4E4F4953  # "NOIS"
 MIN_EVENT_MS = 10
 CONFUSABLE: dict[str, str] = {"alarm": "beep", "beep": "alarm", "siren": "whistle",
-                              "whistle": "siren", "knock": "noise_burst", "noise_burst": "knock"}
+                              "whistle": "siren", "knock": "noise_burst", "noise_burst": "knock",
+                              "ringtone": "alarm", "ticking": "knock"}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from sedlib.data.synth import patterns
 from sedlib.data.synth.dsp import (
     _VOWELS,
     _colored_noise,
@@ -39,53 +40,7 @@ from sedlib.data.synth.dsp import (
 Params = dict
 
 
-# --- small helpers ------------------------------------------------------------------------------
-
-
-def _tone_params(rng: np.random.Generator) -> Params:
-    """One beep: the same distribution for ``beep`` and for each beep of an ``alarm``."""
-    timbres = ((1.0,), (1.0, 0.0, 1 / 3, 0.0, 1 / 5), (1.0, 0.5, 0.25))
-    return {"freq": _loguniform(rng, 500, 3000), "timbre": timbres[rng.integers(len(timbres))],
-            "beep_ms": _ms(rng, 0.08, 0.5)}
-
-
-def _tone(p: Params, rng: np.random.Generator, sr: int) -> np.ndarray:
-    n = samples(p["beep_ms"], sr)
-    wave = _harmonics(_phase(p["freq"], n, sr, rng), p["timbre"], p["freq"], sr)
-    return wave * _envelope(n, sr, 5, 5)
-
-
-# --- the classes --------------------------------------------------------------------------------
-
-def _draw_beep(rng, max_ms):
-    p = _tone_params(rng)
-    p["beep_ms"] = min(p["beep_ms"], max_ms)
-    return {**p, "length_ms": p["beep_ms"], "segments": _whole(p["beep_ms"])}
-
-
-def _render_beep(p, rng, sr):
-    return _tone(p, rng, sr)
-
-
-def _draw_alarm(rng, max_ms):
-    p = _tone_params(rng)
-    count, gap = int(rng.integers(3, 9)), _ms(rng, 0.1, 1.0)
-    while count > 3 and (count - 1) * (p["beep_ms"] + gap) + p["beep_ms"] > max_ms:
-        count -= 1
-    gap = max(1, min(gap, (max_ms - count * p["beep_ms"]) // (count - 1)))
-    period = p["beep_ms"] + gap
-    segments = tuple((k * period, k * period + p["beep_ms"]) for k in range(count))
-    return {**p, "period_ms": period, "length_ms": segments[-1][1], "segments": segments}
-
-
-def _render_alarm(p, rng, sr):
-    beep = _tone(p, rng, sr)  # one waveform, repeated: the pattern is exactly periodic
-    out = np.zeros(samples(p["length_ms"], sr))
-    for start, _ in p["segments"]:
-        s = samples(start, sr)
-        out[s:s + len(beep)] = beep
-    return out
-
+# --- the classes (the pattern classes: sedlib.data.synth.patterns) ---------------------------
 
 def _draw_siren(rng, max_ms):
     length = min(_ms(rng, 1.5, 8.0), max_ms)
@@ -132,35 +87,6 @@ def _render_chirp(p, rng, sr):
                           0.45 * sr)
         chirp = _harmonics(_phase(freq, n, sr, rng), (1.0, 0.15), freq.max(), sr)
         out[samples(a, sr):samples(a, sr) + n] = chirp * np.sin(np.pi * (np.arange(n) + 0.5) / n)
-    return out
-
-
-def _draw_knock(rng, max_ms):
-    count, decay = int(rng.integers(1, 6)), rng.uniform(15, 45)  # decay time constant, ms
-    ring = int(np.ceil(decay * np.log(10 ** (35 / 20))))  # until the ring is 35 dB down
-    segments, t = [], 0
-    for _ in range(count):
-        if t + ring > max_ms:
-            break
-        segments.append((t, t + ring))
-        t += min(_ms(rng, 0.1, 0.3), ring + 120)  # silent gaps inside the event <= 120 ms
-    base = _loguniform(rng, 150, 700)
-    return {"length_ms": segments[-1][1], "segments": tuple(segments), "decay_ms": decay,
-            "modes": (base, base * rng.uniform(1.4, 2.2), base * rng.uniform(2.5, 3.7)),
-            "mode_amps": tuple(rng.uniform(0.3, 1.0, 3)), "click": rng.uniform(0.1, 0.5),
-            "hits": tuple(rng.uniform(0.6, 1.0, len(segments)))}
-
-
-def _render_knock(p, rng, sr):
-    out = np.zeros(samples(p["length_ms"], sr))
-    for (a, b), hit in zip(p["segments"], p["hits"]):
-        n = samples(b - a, sr)
-        t = np.arange(n) / sr
-        ring = sum(amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-                   for f, amp in zip(p["modes"], p["mode_amps"]))
-        click = p["click"] * rng.standard_normal(n) * np.exp(-t / 0.0015)
-        knock = (ring + click) * np.exp(-t / (p["decay_ms"] / 1000)) * _envelope(n, sr, 1, 3)
-        out[samples(a, sr):samples(a, sr) + n] += hit * knock
     return out
 
 
@@ -316,15 +242,17 @@ class Recipe(NamedTuple):
 
 
 RECIPES: dict[str, Recipe] = {
-    "alarm": Recipe(_draw_alarm, _render_alarm),
+    "alarm": Recipe(patterns.draw_alarm, patterns.render_alarm),
     "babble": Recipe(_draw_babble, _render_babble),
-    "beep": Recipe(_draw_beep, _render_beep),
+    "beep": Recipe(patterns.draw_beep, patterns.render_beep),
     "chirp": Recipe(_draw_chirp, _render_chirp),
     "chord": Recipe(_draw_chord, _render_chord),
     "engine": Recipe(_draw_engine, _render_engine),
-    "knock": Recipe(_draw_knock, _render_knock),
+    "knock": Recipe(patterns.draw_knock, patterns.render_hits),
     "noise_burst": Recipe(_draw_noise_burst, _render_noise_burst),
+    "ringtone": Recipe(patterns.draw_ringtone, patterns.render_ringtone),
     "siren": Recipe(_draw_siren, _render_siren),
+    "ticking": Recipe(patterns.draw_ticking, patterns.render_hits),
     "whistle": Recipe(_draw_whistle, _render_whistle),
     "whoosh": Recipe(_draw_whoosh, _render_whoosh),
 }

@@ -32,7 +32,15 @@ from sedlib.data.synth.sounds import RECIPES, draw_background, render_background
 
 logger = logging.getLogger(__name__)
 
-SYNTH_CLASSES: tuple[str, ...] = tuple(RECIPES)  # alphabetical
+#: the synthetic worlds: their classes, alphabetical. ``basic`` is the original set (11 classes);
+#: ``context`` adds the classes named by a pattern longer than a small backbone's receptive field
+#: (``ringtone``, ``ticking``; :mod:`sedlib.data.synth.patterns`). A basic-world clip is the same,
+#: bit for bit, whatever other worlds exist.
+WORLDS: dict[str, tuple[str, ...]] = {
+    "basic": tuple(c for c in RECIPES if c not in ("ringtone", "ticking")),
+    "context": tuple(RECIPES),
+}
+SYNTH_CLASSES: tuple[str, ...] = WORLDS["basic"]
 SPLITS: tuple[str, ...] = ("train", "validation", "eval")
 SALT = 0x53594E54  # "SYNT": keeps these streams apart from other SeedSequence users of a seed
 
@@ -52,6 +60,7 @@ class SynthConfig:
     synth_background_max_db: float = -30.0
     synth_same_onset_prob: float = 0.15  # an event starts exactly with an earlier one
     synth_boundary_prob: float = 0.15  # an event runs over the clip start or end
+    synth_world: str = "basic"  # which classes exist (WORLDS)
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -71,6 +80,8 @@ class SynthConfig:
         need(self.synth_snr_min_db <= self.synth_snr_max_db, "synth_snr_min_db > synth_snr_max_db")
         need(self.synth_background_min_db <= self.synth_background_max_db,
              "synth_background_min_db > synth_background_max_db")
+        need(self.synth_world in WORLDS,
+             f"synth_world must be one of {', '.join(WORLDS)}, got {self.synth_world!r}")
         for name in ("synth_same_onset_prob", "synth_boundary_prob"):
             value = getattr(self, name)
             need(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
@@ -84,9 +95,11 @@ class SynthConfig:
         return samples(self.clip_ms, self.synth_sample_rate)
 
 
-def synth_vocabulary() -> Vocabulary:
-    """The classes of the synthetic data set, in model output order."""
-    return Vocabulary(SYNTH_CLASSES, f"synth-{len(SYNTH_CLASSES)}")
+def synth_vocabulary(world: str = "basic") -> Vocabulary:
+    """The classes of the synthetic world ``world`` (:data:`WORLDS`), in model output order."""
+    if world not in WORLDS:
+        raise ValueError(f"unknown synthetic world {world!r}; expected one of {', '.join(WORLDS)}")
+    return Vocabulary(WORLDS[world], f"synth-{len(WORLDS[world])}")
 
 
 def synth_filename(split: str, index: int) -> str:
@@ -144,7 +157,8 @@ def _plan(config: SynthConfig, split: str, index: int) -> _Scene:
     background_seed = int(rng.integers(2**63))
     placed: list[_Placed] = []
     for _ in range(int(rng.integers(config.synth_min_events, config.synth_max_events + 1))):
-        label = SYNTH_CLASSES[rng.integers(len(SYNTH_CLASSES))]
+        classes = WORLDS[config.synth_world]
+        label = classes[rng.integers(len(classes))]
         params = RECIPES[label].draw(rng, max_ms)
         length = params["length_ms"]
         snr_db = rng.uniform(config.synth_snr_min_db, config.synth_snr_max_db)
@@ -245,7 +259,7 @@ class SynthDataset(torch.utils.data.Dataset):
                 f"AudioConfig expects {audio.clip_seconds} s at {audio.sample_rate} Hz")
         self.split, self.length, self.config, self.audio = split, length, config, audio
         self.first_index = first_index
-        self.vocab = synth_vocabulary()
+        self.vocab = synth_vocabulary(config.synth_world)
 
     def __len__(self) -> int:
         return self.length

@@ -279,6 +279,16 @@ def test_results_table_lists_seeds_and_eval_sizes():
     assert "| fmn02+TF:64 | - |" in old  # a row stored before seeds were recorded
 
 
+def test_results_table_shows_start_files_relative_to_the_project():
+    from sedlib.config import PROJECT_ROOT
+    from sedlib.study.results import summary_markdown
+
+    row = dict(name="fmn02+TF:64", psds1=1.0, psds1_macro=2.0, params=1, macs=1e6, key="k",
+               init=str(PROJECT_ROOT / "data" / "checkpoints" / "fmn02_synth.safetensors"))
+    assert "| `data/checkpoints/fmn02_synth.safetensors` |" in summary_markdown([row])
+    assert "| `/elsewhere/b.safetensors` |" in summary_markdown([{**row, "init": "/elsewhere/b.safetensors"}])
+
+
 def test_run_models_trains_each_model_once_per_seed(tmp_path, count_fits):
     from sedlib.study.cache import run_models
     from sedlib.study.intervals import summarise_seeds

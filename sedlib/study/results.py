@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sedlib.config import PROJECT_ROOT
+
 
 def read_results_log(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows appended by :func:`sedlib.study.cache.run_experiment` (or a stored
@@ -37,8 +39,17 @@ def _num(value: Any, fmt: str) -> str:
 
 
 def _started(row: Mapping[str, Any]) -> str:
-    what = f"`{row['init']}`" if row.get("init") else "scratch / preset"
+    what = f"`{project_relative(row['init'])}`" if row.get("init") else "scratch / preset"
     return what + (" (backbone frozen)" if row.get("frozen_backbone") else "")
+
+
+def project_relative(path: str) -> str:
+    """``path`` relative to the project root when inside it (a table made in a clone at
+    /tmp/fresh reads the same as one made here), else as given."""
+    try:
+        return Path(path).relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return path
 
 
 def summary_markdown(rows: Sequence[Mapping[str, Any]], *, title: str = "Results",

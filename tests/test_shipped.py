@@ -47,7 +47,7 @@ def test_shipped_checkpoint_loads_strictly_into_its_model(path):
 def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
     monkeypatch.chdir(ROOT)  # profile paths are relative to the project
     names = set()
-    for name in ("quick", "classroom"):  # the CPU profiles: both start from shipped backbones
+    for name in ("quick", "classroom", "context"):  # the CPU profiles: all start from shipped backbones
         profile = load_profile(name)
         study = StudyConfig(backbone_init=profile["common"]["backbone_init"])
         for section in profile["notebooks"].values():
@@ -61,3 +61,21 @@ def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
     for backbone in sorted(backbones):
         path = Path(study.backbone_init_for(backbone))
         assert path.is_file() and checkpoint_metadata(path)["model"] == backbone
+
+
+@pytest.mark.parametrize("name", ["quick", "classroom", "context"])
+def test_every_checkpoint_a_profile_names_is_shipped_for_its_world(name, monkeypatch):
+    """Teachers and the listening model of a CPU profile are shipped files of the profile's world
+    (the context profile's are the 13-class ones)."""
+    monkeypatch.chdir(ROOT)
+    profile = load_profile(name)
+    world = "context" if "world=context" in profile["common"]["train_data"] else "basic"
+    files = []
+    for section in profile["notebooks"].values():
+        files += [t for t in section.get("teachers", []) if t.endswith(".safetensors")]
+        files += [section["listen_model"]] if "listen_model" in section else []
+    assert files
+    for file in files:
+        path = ROOT / file
+        assert path.is_file(), file
+        assert json.loads(checkpoint_metadata(path)["classes"]) == list(synth_vocabulary(world).names)

@@ -46,21 +46,23 @@ def test_shipped_checkpoint_loads_strictly_into_its_model(path):
 
 def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
     monkeypatch.chdir(ROOT)  # profile paths are relative to the project
-    names = set()
+    widths = set()
     for name in ("quick", "classroom", "context"):  # the CPU profiles: all start from shipped backbones
         profile = load_profile(name)
         study = StudyConfig(backbone_init=profile["common"]["backbone_init"])
+        names = set()
         for section in profile["notebooks"].values():
             for key in ("models", "stride_models", "backbones"):
                 names.update(section.get(key, []))
             for key in ("base_backbone", "wide_backbone", "student"):
                 if key in section:
                     names.add(section[key])
-    backbones = {parse_name(n).backbone for n in names}
-    assert backbones >= {"fmn02", "fmn03", "fmn04"}
-    for backbone in sorted(backbones):
-        path = Path(study.backbone_init_for(backbone))
-        assert path.is_file() and checkpoint_metadata(path)["model"] == backbone
+        backbones = {parse_name(n).backbone for n in names}
+        widths |= backbones
+        for backbone in sorted(backbones):
+            path = Path(study.backbone_init_for(backbone))
+            assert path.is_file() and checkpoint_metadata(path)["model"] == backbone, (name, path)
+    assert widths >= {"fmn02", "fmn03", "fmn04"}
 
 
 @pytest.mark.parametrize("name", ["quick", "classroom", "context"])

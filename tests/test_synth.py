@@ -271,17 +271,26 @@ def test_bad_library_arguments(tmp_path):
         SynthConfig(synth_sample_rate=22_050)
 
 
-def test_the_basic_world_is_unchanged_bit_for_bit():
-    """The basic world's clips (audio and labels) are what they were before the context world
-    existed (digest of 40 train + 40 eval 4 s clips taken then): every stored study result and
-    shipped checkpoint was made on them."""
-    h = hashlib.sha256()
+def test_the_basic_world_is_unchanged():
+    """The basic world's clips are what they were before the context world existed (taken
+    then, on 40 train + 40 eval 4 s clips): the labels exactly (digest) and the audio to 1e-7
+    (three sums). Not a digest of the audio: numpy's SIMD math (AVX-512 vs AVX2 kernels of
+    sin / exp, picked at run time by the CPU) differs in the last bits between machines; on an
+    AVX2 machine the audio digest was 547b79c0...ba89e and it still is with AVX-512 disabled
+    (NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL")."""
+    events = hashlib.sha256()
+    rms, moment, peak = 0.0, 0.0, 0.0
     for split in ("train", "eval"):
         for i in range(40):
             w, ev = synthesize_clip(SynthConfig(synth_seed=0, synth_clip_seconds=4.0), split, i)
-            h.update(w.tobytes())
-            h.update(repr(ev).encode())
-    assert h.hexdigest() == "547b79c0093c1cd1db1af52bf2867780fb83602c7e15f1b5356f619add9ba89e"
+            events.update(repr(ev).encode())
+            w = w.astype(np.float64)
+            rms += np.sqrt(np.mean(w ** 2))
+            moment += abs(np.mean(w * np.linspace(-1.0, 1.0, len(w))))
+            peak += np.abs(w).max()
+    assert events.hexdigest()[:12] == "124f6bd703a9"
+    assert (rms, moment, peak) == pytest.approx((6.647949522071764, 0.008349652660161643, 37.77583449706435),
+                                                rel=1e-7)
 
 
 def test_the_context_world_adds_the_pattern_classes():

@@ -328,6 +328,27 @@ def test_parallel_runs_equal_the_serial_ones(tmp_path):
         sorted(r.key for r in parallel)
 
 
+def test_pool_workers_end_quietly_on_an_interrupt(capfd):
+    """papermill shutting a kernel down interrupts its process group: an idle pool worker exits
+    with status 130 and prints no KeyboardInterrupt traceback."""
+    import os
+    import signal
+    import time
+
+    from sedlib.study import workers
+
+    pool = workers._pool(1)
+    assert pool.submit(os.getpid).result(timeout=120) > 0  # the worker is up
+    worker, = pool._processes.values()
+    os.kill(worker.pid, signal.SIGINT)
+    worker.join(timeout=30)
+    workers._POOLS.pop(1)
+    pool.shutdown(wait=False)
+    time.sleep(0.2)
+    assert worker.exitcode == 130
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
 def test_stale_stored_results_are_detected():
     from sedlib.study.results import stale_rows
 
@@ -357,6 +378,25 @@ def test_the_committed_study_results_are_not_stale():
     rows = read_results_log(path)
     assert rows, f"{path} is missing or empty"
     assert stale_rows(rows) == []
+    stored = PROJECT_ROOT / "figures" / "classroom" / "results.jsonl"  # shown beside live runs
+    assert stale_rows(read_results_log(stored)) == [], f"{stored}: rerun the classroom profile"
+
+
+def test_stored_results_beside_a_live_run(tmp_path):
+    """A notebook shows another profile's stored summary for itself, or says none is stored."""
+    from sedlib.study.results import stored_results_markdown
+
+    assert stored_results_markdown("02_sequence_models", "classroom", tmp_path).startswith(
+        "No stored `classroom` results for `02_sequence_models` yet (`sedlib study --profile classroom")
+    rows = [dict(name="fmn02", seed=s, key=f"k{s}", psds1=1.0, psds1_macro=30.0 + s,  # percent
+                 psds1_folds=[1.0] * 5, psds1_macro_folds=[30.0 + s] * 5, steps=64,
+                 notebooks=["02_sequence_models"], params=1, macs=1) for s in range(3)]
+    rows.append({**rows[0], "key": "other", "notebooks": ["04_distillation_ablation"]})
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "results.md").write_text("# Study results (classroom profile, 2026-12-04 19:00)\n")
+    text = stored_results_markdown("02_sequence_models", "classroom", tmp_path)
+    assert text.startswith("**Stored Study results (classroom profile, 2026-12-04 19:00)**")
+    assert "3 runs of this notebook" in text and "| fmn02, 64 steps | 3 | 31.00 ± " in text
 
 
 def test_results_summaries_give_each_configuration_its_interval():

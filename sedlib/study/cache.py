@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from sedlib.config import AudioConfig
 from sedlib.errors import SedlibError
@@ -31,6 +31,7 @@ from sedlib.study.experiments import (
     pretraining_experiment,
 )
 from sedlib.study.training import open_data, train_and_evaluate
+from sedlib.study.workers import in_processes
 from sedlib.train.config import DistillConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -200,66 +201,6 @@ def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **
     cost = {i: prepare_experiment(experiments[i], **kwargs) for i in todo}
     todo.sort(key=lambda i: -cost[i])  # longest first: less time with one worker idle at the end
     return in_processes(run_experiment, experiments, parallel_runs, kwargs, todo=todo)
-
-
-def in_processes(fn: Any, items: Sequence[Any], parallel_runs: int, kwargs: Mapping[str, Any], *,
-                 todo: Sequence[int] | None = None, desc: str = "experiments") -> list[Any]:
-    """``[fn(item, **kwargs) for item in items]`` with the ``todo`` indices (default: all) in
-    ``parallel_runs`` spawned processes (without progress bars) and the others here; a progress
-    bar over all of them; results in ``items``' order. A failing run raises with its traceback."""
-    import concurrent.futures as cf
-
-    from sedlib.progress import tqdm
-
-    todo = list(range(len(items))) if todo is None else list(todo)
-    results: list[Any] = [None] * len(items)
-    bar = tqdm(total=len(items), desc=f"{desc} ({parallel_runs} at once)", unit="run",
-               disable=not kwargs.get("progress", True))
-    if parallel_runs <= 1 or len(todo) < 2:
-        for i, item in enumerate(items):
-            results[i] = fn(item, **kwargs)
-            bar.update()
-        bar.close()
-        return results
-    worker = {**kwargs, "progress": False}
-    pool = _pool(parallel_runs)
-    try:
-        futures = {pool.submit(fn, items[i], **worker): i for i in todo}
-        for i, item in enumerate(items):
-            if i not in futures.values():
-                results[i] = fn(item, **kwargs)
-                bar.update()
-        for fut in cf.as_completed(futures):
-            results[futures[fut]] = fut.result()
-            bar.update()
-    except cf.process.BrokenProcessPool:
-        _POOLS.pop(parallel_runs, None)  # a worker died: the next call starts a fresh pool
-        raise
-    bar.close()
-    return results
-
-
-_POOLS: dict[int, Any] = {}
-
-
-def _pool(workers: int):
-    """One pool of ``workers`` spawned processes per interpreter, reused by every call (a
-    notebook makes several batches of runs; each new pool would import torch twice again), shut
-    down at exit. Workers inherit the environment at their start (the study's results log and
-    notebook name: one kernel per notebook); a pool started under other values is replaced."""
-    import atexit
-    import concurrent.futures as cf
-    import multiprocessing
-
-    env = tuple(os.environ.get(k) for k in (RESULTS_LOG_ENV, NOTEBOOK_ENV))
-    if workers in _POOLS and _POOLS[workers][1] != env:  # started under another results log
-        _POOLS.pop(workers)[0].shutdown()
-    if workers not in _POOLS:
-        pool = cf.ProcessPoolExecutor(max_workers=workers,
-                                      mp_context=multiprocessing.get_context("spawn"))
-        atexit.register(pool.shutdown)
-        _POOLS[workers] = (pool, env)
-    return _POOLS[workers][0]
 
 
 def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cache",

@@ -218,7 +218,8 @@ def run_clipwise_experiments(experiments: Sequence[Any], *, parallel_runs: int =
     """:func:`run_clipwise_experiment` for each, ``parallel_runs`` side by side (as
     :func:`sedlib.study.cache.run_experiments`: data caches and the throughput profile are made
     here first, on an idle machine)."""
-    from sedlib.study.cache import in_processes, prepare_experiment
+    from sedlib.study.cache import prepare_experiment
+    from sedlib.study.workers import in_processes
     from sedlib.study.training import open_data
     from sedlib.train.data import dataset_vocab
 

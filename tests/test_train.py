@@ -470,6 +470,20 @@ def test_save_weights_handles_shared_tcn_tensors(tmp_path):
         assert torch.equal(fresh.state_dict()[key], value), key
 
 
+def test_saved_weights_get_the_umask_permissions(tmp_path):
+    """safetensors creates its file 0600; a shipped or shared checkpoint must be readable as
+    any other file the process writes (0666 less the umask)."""
+    from sedlib.registry import create_model
+
+    old = os.umask(0o022)
+    try:
+        path = runs.save_weights(create_model("fmntiny", num_classes=2), tmp_path / "m.safetensors",
+                                 model_name="fmntiny", classes=["a", "b"])
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_cli_serves_synth_from_the_clip_cache_unless_told_not_to(tmp_path, sedlib_cli, monkeypatch):
     monkeypatch.setenv("SEDLIB_CACHE", str(tmp_path / "cache"))
     cfg = tmp_path / "config.json"

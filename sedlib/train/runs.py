@@ -50,7 +50,8 @@ CHECKPOINT_VERSION = 1
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, fsync it and rename it to
     ``path``. If ``write`` raises (or the process dies), ``path`` keeps its previous content and
-    the temporary file is removed (or, after a kill, left as a dot-file ending in ``.tmp``)."""
+    the temporary file is removed (or, after a kill, left as a dot-file ending in ``.tmp``).
+    The file gets the umask's permissions, as a plain ``open()`` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -58,10 +59,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _new_file_mode())  # writers such as safetensors create 0600 files
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

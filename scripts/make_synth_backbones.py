@@ -15,6 +15,7 @@ Deterministic for a given torch build and thread count (``--threads``, default 1
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +39,8 @@ def main() -> None:
     parser.add_argument("--data", default="synth:4000:1")
     parser.add_argument("--eval-data", default="synth:100")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs", default="runs/synth_backbones", help="fit() run folders")
+    parser.add_argument("--runs", default="runs/synth_backbones",
+                        help="fit() run folders, one per backbone and --data (resumed if there)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,7 +51,9 @@ def main() -> None:
     evaluation = open_data(args.eval_data, "eval", audio)
     for name in args.backbones:
         t0 = time.perf_counter()
-        run = fit(name, train, out_dir=Path(args.runs) / name, train_config=cfg,
+        # keyed by the data too: a run of another world (or size) is never resumed
+        folder = Path(args.runs) / f"{name}-{re.sub(r'[^A-Za-z0-9.=]+', '_', args.data)}"
+        run = fit(name, train, out_dir=folder, train_config=cfg,
                   audio_config=audio, max_steps=args.steps, recalibrate_bn=64, resume=True,
                   run_info={"data": args.data, "script": "scripts/make_synth_backbones.py"})
         metrics = validate(run.model, evaluation, audio_config=audio,

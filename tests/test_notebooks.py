@@ -73,6 +73,17 @@ def test_notebook_shape_and_parameters(path):
         f"{path.name} must end with what this run found"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_defaults_are_the_quick_profile(path):
+    """Run by hand (JupyterLab's Run All), a notebook computes what `make study` computes: its
+    parameter defaults are the quick profile's values (the run folders aside)."""
+    params = notebook_parameters(load_profile("quick"), path)
+    declared = declared_parameters(path)
+    differ = {k: (declared[k], v) for k, v in params.items()
+              if k in declared and k not in ("run_dir", "cache_dir", "figures_dir") and declared[k] != v}
+    assert not differ, f"{path.name}: defaults differ from notebooks/quick.yaml: {differ}"
+
+
 @pytest.mark.parametrize("name", PROFILES)
 def test_profiles_name_only_known_parameters(name):
     profile = load_profile(name)  # raises on unknown names

@@ -47,7 +47,7 @@ def test_shipped_checkpoint_loads_strictly_into_its_model(path):
 def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
     monkeypatch.chdir(ROOT)  # profile paths are relative to the project
     widths = set()
-    for name in ("quick", "classroom", "context"):  # the CPU profiles: all start from shipped backbones
+    for name in ("quick", "classroom"):  # the CPU profiles: all start from shipped backbones
         profile = load_profile(name)
         study = StudyConfig(backbone_init=profile["common"]["backbone_init"])
         names = set()
@@ -65,19 +65,29 @@ def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
     assert widths >= {"fmn02", "fmn03", "fmn04"}
 
 
-@pytest.mark.parametrize("name", ["quick", "classroom", "context"])
+@pytest.mark.parametrize("name", ["quick", "classroom", "smoke"])
 def test_every_checkpoint_a_profile_names_is_shipped_for_its_world(name, monkeypatch):
-    """Teachers and the listening model of a CPU profile are shipped files of the profile's world
-    (the context profile's are the 13-class ones)."""
+    """What each notebook of a CPU profile really gets (common, its section and the notebook's
+    own defaults): every data spec is of one world, and every checkpoint it names (teachers,
+    the listening model, 00's reference) is a shipped file with that world's classes."""
+    from sedlib.study.runner import declared_parameters, notebook_parameters
+
     monkeypatch.chdir(ROOT)
     profile = load_profile(name)
     world = "context" if "world=context" in profile["common"]["train_data"] else "basic"
     files = []
-    for section in profile["notebooks"].values():
-        files += [t for t in section.get("teachers", []) if t.endswith(".safetensors")]
-        files += [section["listen_model"]] if "listen_model" in section else []
-    assert files
-    for file in files:
+    for notebook in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        params = {**declared_parameters(notebook), **notebook_parameters(profile, notebook)}
+        for key, value in params.items():
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if isinstance(v, str) and v.startswith("synth:"):
+                    assert ("world=context" in v) == (world == "context"), (notebook.name, key, v)
+                if isinstance(v, str) and v.endswith(".safetensors") and "{" not in v:  # not backbone_init
+                    files.append((notebook.name, key, v))
+    assert {n for n, _, _ in files} >= {"00_quickstart.ipynb", "06_listen.ipynb"}
+    for notebook, key, file in files:
         path = ROOT / file
-        assert path.is_file(), file
-        assert json.loads(checkpoint_metadata(path)["classes"]) == list(synth_vocabulary(world).names)
+        assert path.is_file(), (notebook, key, file)
+        assert json.loads(checkpoint_metadata(path)["classes"]) == list(synth_vocabulary(world).names), \
+            (notebook, key, file)

@@ -155,3 +155,23 @@ def stale_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if not str(row["key"]).endswith(key):
             out.append(f"{row['key']}: the current code gives {key}")
     return out
+
+
+def stored_results_markdown(notebook: str, profile: str = "classroom",
+                            figures: str | os.PathLike | None = None) -> str:
+    """The stored results of another profile's run for ``notebook`` (e.g. 02_sequence_models),
+    to show beside a live run: the heading of ``figures/<profile>/results.md`` (profile, date)
+    and this notebook's summary table (mean ± 95 % interval per configuration) from
+    ``figures/<profile>/results.jsonl``; or one line saying none are stored and the command
+    that makes them. ``figures``: the folder instead of ``<project>/figures/<profile>``."""
+    folder = Path(figures) if figures is not None else PROJECT_ROOT / "figures" / profile
+    rows = [r for r in read_results_log(folder / "results.jsonl") if notebook in (r.get("notebooks") or [])]
+    command = f"`sedlib study --profile {profile} --figures {project_relative(str(folder))}`"
+    if not rows:
+        return f"No stored `{profile}` results for `{notebook}` yet ({command} makes them)."
+    md = folder / "results.md"
+    heading = md.read_text(encoding="utf-8").splitlines()[0].lstrip("# ") if md.is_file() else profile
+    table = summaries_markdown([{**r, "notebooks": [notebook]} for r in rows])
+    table = [line for line in table if not line.startswith("## ")]
+    return "\n".join([f"**Stored {heading}** (`{project_relative(str(folder))}`; made by {command}), "
+                      f"{len(rows)} runs of this notebook:"] + table) + "\n"

@@ -44,7 +44,7 @@ from sedlib.study.results import read_results_log, summary_markdown
 log = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-PROFILES = ("smoke", "quick", "classroom", "context", "paper")
+PROFILES = ("smoke", "quick", "classroom", "paper")
 RESULTS_LOG = "results.jsonl"
 SUMMARY = "results.md"
 #: Every run's record (experiment, key, metrics, eval folds) beside the figures: what the

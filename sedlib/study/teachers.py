@@ -154,3 +154,25 @@ def student_backbone(student: str, *, study, train, audio: AudioConfig) -> tuple
     result = run_experiment(make_experiment(backbone, study, train, None, audio, weak_data=None),
                             **study.run_kwargs)
     return str(result.weights), result
+
+
+def teacher_table(teachers: Sequence[Teacher], eval_spec: str, audio: AudioConfig, *,
+                  batch_size: int = 8) -> list[dict[str, Any]]:
+    """One row per teacher (:func:`sedlib.study.findings.single_model_row`: PSDS1 macro and
+    PSDS1 with the eval-clip interval, plus ``model`` and ``params``) on the eval split of
+    ``eval_spec``, and, for two or more, a last row for the ensemble itself
+    (:class:`sedlib.models.ensemble.MeanLogits`, ``name`` "ensemble"): the teacher the labels
+    come from (mean strong logits) is the ensemble, not its best member."""
+    from sedlib.models.ensemble import MeanLogits
+    from sedlib.study.findings import single_model_row
+    from sedlib.study.training import evaluate_on
+
+    def row(name: str, model: nn.Module) -> dict[str, Any]:
+        metrics = evaluate_on(model, eval_spec, audio, batch_size=batch_size)
+        return {**single_model_row(name, metrics), "model": getattr(model, "name", type(model).__name__),
+                "params": sum(p.numel() for p in model.parameters())}
+
+    rows = [row(t.spec, t.model) for t in teachers]
+    if len(teachers) > 1:
+        rows.append(row("ensemble", MeanLogits([t.model for t in teachers]).eval()))
+    return rows

@@ -49,3 +49,22 @@ def test_make_synth_teachers_script(tmp_path, monkeypatch):
     assert rows["fmntiny+TF:16"]["file"] == "fmntiny+tf-16_teacher.safetensors"
     for row in rows.values():
         assert 0 <= row["psds1_macro"] <= 100 and row["psds1_macro_ci95"] >= 0
+
+
+def test_teacher_table_scores_each_member_and_their_ensemble():
+    """04's teacher table: one row per member and a last "ensemble" row, the model the pseudo
+    labels come from, scored with its eval-clip interval like the members."""
+    from sedlib.config import AudioConfig
+    from sedlib.study.teachers import Teacher, teacher_table
+
+    torch.manual_seed(0)
+    members = [create_model(n, num_classes=11).eval() for n in ("fmntiny+TF:16", "fmntiny")]
+    teachers = [Teacher(spec=f"t{i}", model=m, ident=f"t{i}") for i, m in enumerate(members)]
+    audio = AudioConfig(clip_seconds=2.0)
+    rows = teacher_table(teachers, "synth:10", audio, batch_size=5)
+    assert [r["name"] for r in rows] == ["t0", "t1", "ensemble"]
+    assert rows[-1]["model"] == "mean(fmntiny+TF:16, fmntiny)"
+    assert rows[-1]["params"] == rows[0]["params"] + rows[1]["params"]
+    for r in rows:
+        assert r["psds1_macro_low"] <= r["psds1_macro"] <= r["psds1_macro_high"]
+    assert len(teacher_table(teachers[:1], "synth:10", audio, batch_size=5)) == 1

@@ -324,6 +324,10 @@ def test_parallel_runs_equal_the_serial_ones(tmp_path):
         assert a.key == b.key and not b.cached
         assert a.metrics["psds1_macro"] == b.metrics["psds1_macro"]
         assert a.metrics["psds1_macro_folds"] == b.metrics["psds1_macro_folds"]
+        per = a.record["psds1_per_class"]  # percent, every evaluated class; its mean is the macro
+        assert len(per) == a.metrics["psds_classes"]
+        assert sum(per.values()) / len(per) == pytest.approx(a.record["psds1_macro"], abs=1e-9)
+        assert set(a.record["psds1_per_class_folds"]) == set(per)
     assert sorted(json.loads(line)["key"] for line in log.read_text().splitlines()) == \
         sorted(r.key for r in parallel)
 

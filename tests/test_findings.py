@@ -127,3 +127,34 @@ def test_psds_of_scores_disjoint_folds_of_the_eval_clips():
     assert "psds1_macro_folds" not in psds_of(scores, ds, vocab, audio)
     assert len(psds_of(dict(list(scores.items())[:5]), ds, vocab, audio, folds=5)["psds1_macro_folds"]) == 2
     del torch
+
+
+def _per_class_rec(name, seed, alarm, beep):
+    """A record with two classes: alarm (long context) and beep, 2 eval folds each."""
+    r = rec(name, seed, (alarm + beep) / 2, folds=[(alarm + beep) / 2 - 1, (alarm + beep) / 2 + 1])
+    r["psds1_per_class"] = {"alarm": alarm, "beep": beep}
+    r["psds1_per_class_folds"] = {"alarm": [alarm - 1, alarm + 1], "beep": [beep, None]}
+    return r
+
+
+def test_claims_on_a_group_of_classes():
+    """A sequence model that gains only on the long-context class: the macro claim is diluted,
+    the long-context claim agrees, the other-classes claim is inconclusive."""
+    from sedlib.study.findings import class_groups, on_classes
+
+    recs = [_per_class_rec("cnn", s, 20.0 + s, 40.0 + s) for s in range(3)]
+    recs += [_per_class_rec("seq", s, 30.0 + s + 0.1 * s * s, 40.0 + s + (0.5 if s == 1 else -0.5))
+             for s in range(3)]
+    groups = class_groups(recs)
+    assert groups == {"long context": ["alarm"], "other": ["beep"]}
+    alarm = on_classes(recs, groups["long context"])
+    assert [r["psds1_macro"] for r in alarm[:3]] == [20.0, 21.0, 22.0]
+    assert alarm[0]["psds1_macro_folds"] == [19.0, 21.0]
+    assert on_classes(recs, ["beep"])[0]["psds1_macro_folds"] == [40.0, 40.0]  # fold 2 lacks beep
+    assert f": {AGREES}" in claim(alarm, "seq", "cnn", "seq beats cnn on alarm", +1)
+    assert f": {INCONCLUSIVE}" in claim(on_classes(recs, ["beep"]), "seq", "cnn", "seq beats cnn on beep", +1)
+    assert class_groups([rec("cnn", 0, 1.0)]) == {}
+    with pytest.raises(ValueError, match="no per-class PSDS stored"):
+        on_classes([rec("cnn", 0, 1.0)], ["alarm"])
+    with pytest.raises(ValueError, match="none of"):
+        on_classes(recs, ["siren"])

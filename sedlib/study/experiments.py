@@ -236,7 +236,12 @@ class ExperimentResult:
                 "weak_data": self.experiment.weak_data, "experiment": self.experiment.to_dict(),
                 "file_digests": self.experiment.file_digests(),
                 **{f"{k}_folds": [100 * v for v in m[f"{k}_folds"]] for k in ("psds1", "psds1_macro")
-                   if m.get(f"{k}_folds") is not None}}
+                   if m.get(f"{k}_folds") is not None},
+                **({"psds1_per_class": {c: 100 * v for c, v in m["psds1_per_class"].items()}}
+                   if "psds1_per_class" in m else {}),
+                **({"psds1_per_class_folds": {c: [None if v is None else 100 * v for v in f]
+                                              for c, f in m["psds1_per_class_folds"].items()}}
+                   if "psds1_per_class_folds" in m else {})}
 
     def load_model(self, device: str = "cpu"):
         """The trained model (eval mode) from ``weights``."""

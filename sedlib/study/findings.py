@@ -62,6 +62,51 @@ def claim(results: Iterable[Any], a: str, b: str, text: str, paper_sign: int, *,
     return verdict(text, difference(results, a, b, by=by, metric=metric), paper_sign, scale=1.0)
 
 
+def on_classes(results: Iterable[Any], classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Records whose ``psds1_macro`` (and ``psds1_macro_folds``) is the mean PSDS1 over
+    ``classes`` only (those a run evaluated), from its per-class values: a claim or a seed table
+    on a group of classes, e.g. :data:`sedlib.data.synth.soundscape.LONG_CONTEXT_CLASSES`.
+    A fold lacking one of the classes averages the ones it has. Raises ValueError when a record
+    has no per-class values (a run cached before they were stored) or none of ``classes``."""
+    out = []
+    for r in records_of(results):
+        per = r.get("psds1_per_class")
+        if per is None:
+            raise ValueError(f"{r.get('name')} (seed {r.get('seed')}): no per-class PSDS stored")
+        group = [c for c in classes if c in per]
+        if not group:
+            raise ValueError(f"{r.get('name')}: none of {list(classes)} was evaluated")
+        row = {**r, "psds1_macro": sum(per[c] for c in group) / len(group), "classes": group}
+        folds = r.get("psds1_per_class_folds")
+        if folds is not None:
+            n = len(next(iter(folds.values())))
+            means = []
+            for f in range(n):
+                vals = [folds[c][f] for c in group if folds[c][f] is not None]
+                means.append(sum(vals) / len(vals) if vals else row["psds1_macro"])
+            row["psds1_macro_folds"] = means
+        else:
+            row.pop("psds1_macro_folds", None)
+        out.append(row)
+    return out
+
+
+def class_groups(results: Iterable[Any]) -> dict[str, list[str]]:
+    """The evaluated classes (of the first record with per-class values) split into those that
+    need context beyond the small backbones' receptive field
+    (:data:`~sedlib.data.synth.soundscape.LONG_CONTEXT_CLASSES`) and the others, as
+    ``{"long context": [...], "other": [...]}`` without empty groups; {} without per-class
+    values."""
+    from sedlib.data.synth.soundscape import LONG_CONTEXT_CLASSES
+
+    per = next((r["psds1_per_class"] for r in records_of(results) if r.get("psds1_per_class")), None)
+    if per is None:
+        return {}
+    groups = {"long context": [c for c in per if c in LONG_CONTEXT_CLASSES],
+              "other": [c for c in per if c not in LONG_CONTEXT_CLASSES]}
+    return {k: v for k, v in groups.items() if v}
+
+
 def claims_markdown(sentences: Sequence[str]) -> str:
     """Bullet list of verdict sentences, the verdict word in bold."""
     from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE

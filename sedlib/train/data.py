@@ -287,7 +287,9 @@ def psds_of(scores: Mapping[str, np.ndarray], dataset: torch.utils.data.Dataset,
     ``psds1_folds`` / ``psds1_macro_folds``: batch means from which the eval-clip sampling
     variance of the full-set value is estimated (``var(folds) / folds``, paired between models
     by fold; :mod:`sedlib.study.intervals`); fewer folds when there are fewer than
-    ``2 * folds`` clips, none below 4 clips. Costs about one more PSDS pass."""
+    ``2 * folds`` clips, none below 4 clips. Costs about one more PSDS pass.
+    ``psds1_per_class`` (and ``psds1_per_class_folds``): each evaluated class's PSDS1, whose
+    mean is ``psds1_macro``."""
     from sedlib.data.labels import (
         audioset_eval_protocol_classes,
         audioset_strong_classes,
@@ -313,7 +315,8 @@ def psds_of(scores: Mapping[str, np.ndarray], dataset: torch.utils.data.Dataset,
                          psds2=None, pauroc=PAUROC)
     out = {"psds1": report["psds1"], "psds1_macro": report["psds1_macro"],
            "pauroc": report["pauroc"], "psds_classes": report["num_classes"],
-           "psds_clips": report["num_clips"]}
+           "psds_clips": report["num_clips"],
+           "psds1_per_class": {c: v["psds1"] for c, v in report["per_class"].items()}}
     clips = sorted(scores)
     folds = min(folds, len(clips) // 2)  # a fold needs >= 2 clips; tiny test sets get fewer
     if folds > 1:
@@ -329,6 +332,8 @@ def psds_of(scores: Mapping[str, np.ndarray], dataset: torch.utils.data.Dataset,
                 restrict_to=restrict, psds2=None, pauroc=None))
         out["psds1_folds"] = [p["psds1"] for p in parts]
         out["psds1_macro_folds"] = [p["psds1_macro"] for p in parts]
+        out["psds1_per_class_folds"] = {c: [p["per_class"].get(c, {}).get("psds1") for p in parts]
+                                        for c in out["psds1_per_class"]}  # None: not in that fold
     return out
 
 

@@ -12,7 +12,10 @@ processes hits them alike; the load average is printed before and after. Also pr
 |difference| of each backend's outputs to the plain model. Models whose sequence-model module
 is missing are skipped. ``bf16`` (not a default) runs the plain model under CPU autocast to
 bfloat16: faster on CPUs with AVX512-BF16 / AMX, and NOT exact; its max|diff| column is the
-bf16 deviation (reported separately from the exact fp32 backends).
+bf16 deviation (reported separately from the exact fp32 backends). ``onnxruntime`` exports
+the model with :func:`sedlib.deploy.onnx_export.export_onnx` (checked to 1e-4 in ONNX Runtime)
+and runs it with as many intra-op threads as torch uses; a model that does not export yet is
+reported with the reason and timed without that backend.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import time
 
 import torch
 
+from sedlib.deploy.onnx_export import ExportError, export_onnx
+from sedlib.deploy.onnx_runtime import OnnxDetectorModel
 from sedlib.models.fuse import optimize_for_inference
 from sedlib.models.names import SEQ_MODELS, parse_name
 from sedlib.registry import create_model
@@ -39,7 +44,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backends", nargs="+", default=["plain", "eager", "jit"],
-                        choices=["plain", "eager", "jit", "compile", "bf16"],
+                        choices=["plain", "eager", "jit", "compile", "bf16", "onnxruntime"],
                         help="bf16: the plain model under CPU autocast to bfloat16 (not exact: "
                              "its max|diff| is the bf16 deviation)")
     parser.add_argument("--threads", type=int, default=None)
@@ -60,8 +65,14 @@ def main() -> None:
             print(f"{name:<20}skipped: {SEQ_MODELS[seq]} is missing")
             continue
         model = create_model(name).eval()
-        variants = {b: model if b == "plain" else _bf16(model) if b == "bf16"
-                    else optimize_for_inference(model, backend=b) for b in args.backends}
+        variants = {}
+        for b in args.backends:
+            try:
+                variants[b] = (model if b == "plain" else _bf16(model) if b == "bf16" else
+                               _onnxruntime(model) if b == "onnxruntime" else
+                               optimize_for_inference(model, backend=b))
+            except ExportError as err:
+                print(f"{name:<20}{b:<9}skipped: {err}")
         times: dict[str, list[float]] = {b: [] for b in variants}
         with torch.inference_mode():
             reference = model(x)
@@ -90,6 +101,15 @@ def _bf16(model):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return tuple(o.float() for o in model(x))
     return run
+
+
+def _onnxruntime(model):
+    """``model`` exported to a temporary ONNX file, run by ONNX Runtime with torch's thread count."""
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(prefix="bench-onnx-"), "model.onnx")
+    export_onnx(model, path, classes=[str(i) for i in range(model.num_classes)])
+    return OnnxDetectorModel(path, threads=torch.get_num_threads())
 
 
 def _load() -> str:

@@ -10,8 +10,10 @@ HELP = "detect sound events in audio files (any length, rate, channels)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, ...)")
-    parser.add_argument("--model", default="fmn10+TF:256", help="model name (default fmn10+TF:256)")
-    parser.add_argument("--checkpoint", help="weights: a file (.pt/.safetensors) or a release name")
+    parser.add_argument("--model", default=None,
+                        help="model name (default: the checkpoint's, else fmn10+TF:256)")
+    parser.add_argument("--checkpoint", help="weights: a file (.pt/.safetensors) or a release name; "
+                        "an .onnx file from `sedlib export` runs in ONNX Runtime")
     parser.add_argument("--classes", help="class names: audioset, synth, desed or a text file "
                         "(default: from the checkpoint or the class count)")
     parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold (0.5)")
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.threshold <= 1.0:
         raise SedlibError(f"--threshold must be in [0, 1], got {args.threshold}")
-    model, vocab = load_detector_model(args.model, args.checkpoint, args.classes)
+    name = args.model or (None if args.checkpoint else "fmn10+TF:256")
+    model, vocab = load_detector_model(name, args.checkpoint, args.classes)
     detector = Detector(model, vocab, hop_seconds=args.hop, batch_size=args.batch_size,
                         device=args.device)
     on_scores = None

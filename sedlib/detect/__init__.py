@@ -4,7 +4,7 @@ labels or JSON.
 - :mod:`~sedlib.detect.detector`: ``Detector``, ``detect``, ``detect_files``, model loading.
 
 May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.audio``, ``sedlib.data``,
-``sedlib.models``, ``sedlib.registry``, ``sedlib.evaluate``.
+``sedlib.models``, ``sedlib.registry``, ``sedlib.evaluate``, ``sedlib.deploy``.
 """
 
 from sedlib._exports import lazy_exports

@@ -54,7 +54,9 @@ class Detector:
         device: str | torch.device | None = None,
     ) -> None:
         self.audio_config = audio_config or AudioConfig()
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        first = next(model.parameters(), None)  # an ONNX Runtime model has none: CPU
+        self.device = torch.device(device) if device is not None else (
+            first.device if first is not None else torch.device("cpu"))
         self.model = model.eval().to(self.device)
         self.frontend = MelFrontend(self.audio_config).eval().to(self.device)
         self.vocab = vocab
@@ -257,6 +259,8 @@ def load_detector_model(
     from sedlib.models.releases import get_release, model_to_release
     from sedlib.registry import create_model
 
+    if checkpoint is not None and str(checkpoint).endswith(".onnx"):  # runs in ONNX Runtime
+        return _onnx_detector_model(name, Path(checkpoint), classes)
     if checkpoint is None:
         if name is None:
             raise SedlibError("give a model name or a checkpoint")
@@ -291,6 +295,20 @@ def load_detector_model(
     else:
         vocab = resolve_vocabulary(classes, num_classes)
     return model.eval(), vocab
+
+
+def _onnx_detector_model(name: str | None, path: Path, classes: str | None
+                         ) -> tuple[nn.Module, Vocabulary]:
+    """An exported file (:class:`sedlib.deploy.onnx_runtime.OnnxDetectorModel`) and its class
+    names; ``name``, when given, must be the model the file was exported from."""
+    from sedlib.deploy.onnx_runtime import OnnxDetectorModel
+
+    model = OnnxDetectorModel(path)
+    if name is not None and name != model.name:
+        raise SedlibError(f"{path}: exported from {model.name}, not {name}")
+    vocab = (Vocabulary(model.classes, path.name) if classes is None
+             else resolve_vocabulary(classes, model.num_classes))
+    return model, vocab
 
 
 def detect(

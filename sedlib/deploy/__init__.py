@@ -1,0 +1,17 @@
+"""Running a detector outside PyTorch: ONNX export checked in ONNX Runtime, and the ONNX Runtime
+model that detection runs in a PyTorch model's place.
+
+- :mod:`~sedlib.deploy.onnx_export`: ``export_onnx``, ``ExportError``.
+- :mod:`~sedlib.deploy.onnx_runtime`: ``OnnxDetectorModel``.
+
+An exported file carries the model's name, class names, sample rate and output frame length, so
+``sedlib detect --checkpoint model.onnx`` needs nothing else.
+
+May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.models``, ``sedlib.registry``.
+"""
+
+from sedlib._exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "export_onnx": ".onnx_export", "ExportError": ".onnx_export", "OnnxDetectorModel": ".onnx_runtime",
+})

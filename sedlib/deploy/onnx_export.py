@@ -1,0 +1,142 @@
+"""Export a sedlib model to ONNX, checked against PyTorch in ONNX Runtime before it is kept.
+
+The graph takes log-mel ``mel`` ``(B, 1, 128, T)`` and returns ``strong`` ``(B, K, T/4)`` and
+``weak`` ``(B, K)`` logits, with dynamic batch and time axes. Its metadata (``metadata_props``)
+holds ``sedlib_model`` (the registry name), ``classes`` (a JSON list), ``sample_rate``,
+``frame_seconds`` (one output frame) and ``sedlib_version``.
+
+Every export is verified: ONNX Runtime must reproduce the PyTorch outputs within
+:data:`TOLERANCE` at two lengths (the traced one and another), else nothing is written and the
+error says which model, which length and by how much. Families whose graph cannot be exported
+faithfully yet fail with one line naming the operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from sedlib.errors import SedlibError
+
+log = logging.getLogger(__name__)
+
+#: Default opset (ONNX Runtime 1.32 runs it; STFT-free graphs need nothing newer).
+OPSET = 18
+#: Largest |logit difference| between ONNX Runtime and PyTorch an export may show.
+TOLERANCE = 1e-4
+#: Log-mel frames of the traced example (4 s) and of the second checked length (6.66 s).
+TRACE_FRAMES, CHECK_FRAMES = 401, 667
+
+
+class ExportError(SedlibError):
+    """The model could not be exported faithfully (one line: model, operation or deviation)."""
+
+
+@contextlib.contextmanager
+def _stdout_silenced():
+    """File descriptor 1 goes to /dev/null for the block (also C++ writes to std::cout)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _session(path: str | os.PathLike, threads: int | None = None, *, quiet: bool = False):
+    """An ONNX Runtime CPU session for ``path`` (``threads`` intra-op threads; None: its
+    default). Its shape-merge warnings are not for users; ``quiet``: its errors neither (the
+    caller reports them in one line)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4 if quiet else 3
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def max_deviation(model: nn.Module, session, frames: int, batch: int = 2, seed: int = 0) -> float:
+    """Largest |strong or weak logit difference| between ``model`` and ``session`` on random
+    log-mel ``(batch, 1, 128, frames)`` (fixed seed)."""
+    mel = torch.randn(batch, 1, 128, frames, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(mel)]
+    out = session.run(["strong", "weak"], {"mel": mel.numpy()})
+    if [o.shape for o in out] != [r.shape for r in ref]:
+        raise ExportError(f"ONNX Runtime output shapes {[o.shape for o in out]} differ from "
+                          f"PyTorch's {[r.shape for r in ref]} at {frames} frames")
+    return float(max(np.abs(o - r).max() for o, r in zip(out, ref)))
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[str],
+                sample_rate: int = 16_000, frame_seconds: float = 0.04, opset: int = OPSET,
+                tolerance: float = TOLERANCE) -> dict[str, float]:
+    """Write ``model`` (eval mode, float32, CPU) to ``path`` as ONNX with its metadata, after
+    checking the exported graph in ONNX Runtime at :data:`TRACE_FRAMES` and
+    :data:`CHECK_FRAMES` frames. Returns the deviation at each length (``{frames: max |diff|}``).
+    The file appears atomically (temporary file, then rename); on any failure no file is left.
+    """
+    import onnx
+
+    name = getattr(model, "name", type(model).__name__)
+    model = model.eval().float().cpu()
+    if len(classes) != getattr(model, "num_classes", len(classes)):
+        raise ExportError(f"{name}: {len(classes)} class names for a {model.num_classes}-class head")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    example = torch.zeros(1, 1, 128, TRACE_FRAMES)
+    try:
+        # tracer warnings about shape-derived Python ints; on failure torch's C++ logger prints
+        # the whole IR graph to stdout: the error below says what failed in one line
+        with warnings.catch_warnings(), _stdout_silenced():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["mel"], output_names=["strong", "weak"],
+                              dynamic_axes={"mel": {0: "batch", 3: "frames"},
+                                            "strong": {0: "batch", 2: "out_frames"},
+                                            "weak": {0: "batch"}})
+        graph = onnx.load(str(tmp))
+        from sedlib import __version__
+
+        for key, value in {"sedlib_model": name, "classes": json.dumps(list(classes)),
+                           "sample_rate": str(sample_rate), "frame_seconds": f"{frame_seconds:g}",
+                           "sedlib_version": __version__}.items():
+            graph.metadata_props.add(key=key, value=value)
+        onnx.save(graph, str(tmp))
+        try:
+            session = _session(tmp, quiet=True)
+            deviation = {f: max_deviation(model, session, f) for f in (TRACE_FRAMES, CHECK_FRAMES)}
+        except ExportError:
+            raise
+        except Exception as err:  # ONNX Runtime refuses or fails on the graph
+            raise ExportError(f"{name}: the exported graph does not run in ONNX Runtime "
+                              f"({str(err).splitlines()[0][:200]})") from None
+        worst = max(deviation.values())
+        if not worst <= tolerance:
+            raise ExportError(f"{name}: ONNX Runtime differs from PyTorch by {worst:.2e} "
+                              f"(> {tolerance:g}) at {max(deviation, key=deviation.get)} frames")
+        os.replace(tmp, path)
+    except torch.onnx.errors.UnsupportedOperatorError as err:
+        raise ExportError(f"{name}: not exportable to ONNX opset {opset} yet "
+                          f"({str(err).splitlines()[0]})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("%s -> %s (max |diff| %s)", name, path, deviation)
+    return deviation

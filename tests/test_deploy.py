@@ -1,0 +1,101 @@
+"""sedlib.deploy: ONNX export checked in ONNX Runtime, the ONNX Runtime detector, `sedlib export`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sedlib import cli
+from sedlib.deploy.onnx_export import ExportError, export_onnx
+from sedlib.deploy.onnx_runtime import OnnxDetectorModel
+from sedlib.errors import CheckpointError
+from sedlib.registry import create_model
+SHIPPED_BIGRU = "data/checkpoints/context/fmn04+bigru-104_teacher.safetensors"
+
+
+@pytest.mark.parametrize("name", ["fmntiny", "fmntiny+BiGRU:16", "fmntiny+TCN:16"])
+def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
+    """Dynamic batch and time: ONNX Runtime equals PyTorch within 1e-4 at the checked lengths
+    and at a third one; the file names its model and classes."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3).eval()
+    path = tmp_path / "m.onnx"
+    deviation = export_onnx(model, path, classes=["a", "b", "c"])
+    assert set(deviation) == {401, 667} and max(deviation.values()) <= 1e-4
+    onnx_model = OnnxDetectorModel(path, threads=1)
+    assert (onnx_model.name, onnx_model.classes, onnx_model.sample_rate) == (name, ["a", "b", "c"], 16000)
+    assert onnx_model.frame_seconds == pytest.approx(0.04)
+    mel = torch.randn(3, 1, 128, 250)
+    with torch.no_grad():
+        ref = model(mel)
+    out = onnx_model(mel)
+    assert [o.shape for o in out] == [(3, 3, 63), (3, 3)]
+    for o, r in zip(out, ref):
+        assert torch.allclose(o, r, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name, says", [("fmntiny+TF:16", "does not run in ONNX Runtime"),
+                                        ("fmntiny+HYBRID:16", "not exportable to ONNX opset 18 yet")])
+def test_a_family_that_does_not_export_faithfully_fails_in_one_line(name, says, tmp_path, capfd):
+    model = create_model(name, num_classes=3)
+    with pytest.raises(ExportError, match=says) as err:
+        export_onnx(model, tmp_path / "m.onnx", classes=["a", "b", "c"])
+    assert "\n" not in str(err.value) and str(err.value).startswith(name)
+    out, errs = capfd.readouterr()
+    assert "Torch IR graph" not in out + errs and "onnxruntime" not in errs  # no dumps, no log lines
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    with pytest.raises(ExportError, match="2 class names for a 3-class head"):
+        export_onnx(model, tmp_path / "m.onnx", classes=["a", "b"])
+
+
+def test_detect_on_the_exported_file_equals_the_torch_backend(tmp_path, capsys):
+    """`sedlib export` then `sedlib detect --checkpoint X.onnx`: the same events as the
+    PyTorch model on the same audio (the shipped context-world BiGRU teacher, real clips)."""
+    from sedlib.config import PROJECT_ROOT
+    from sedlib.data.synth.soundscape import SynthConfig, write_desed
+
+    write_desed(tmp_path / "data", 3, SynthConfig(synth_seed=3, synth_world="context"), split="eval",
+                progress=False)
+    audio = sorted(str(p) for p in (tmp_path / "data" / "audio").glob("*.wav"))
+    checkpoint = str(PROJECT_ROOT / SHIPPED_BIGRU)
+    onnx_file = tmp_path / "det.onnx"
+    assert cli.main(["export", "--checkpoint", checkpoint, "--out", str(onnx_file)]) == 0
+    assert "fmn04+BiGRU:104, 13 classes" in capsys.readouterr().out
+    out = {}
+    for backend, ckpt in (("torch", checkpoint), ("onnx", str(onnx_file))):
+        assert cli.main(["detect", "--checkpoint", ckpt, *audio, "--format", "json", "--no-progress",
+                         "--threshold", "0.3"]) == 0
+        out[backend] = json.loads(capsys.readouterr().out)
+    assert out["onnx"] and out["onnx"] == out["torch"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the plain file uses torch's legacy exporter
+def test_bad_onnx_files_are_refused_in_one_line(tmp_path, capsys):
+    torch.manual_seed(0)
+    good = tmp_path / "good.onnx"
+    export_onnx(create_model("fmntiny", num_classes=2).eval(), good, classes=["a", "b"])
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    plain = tmp_path / "plain.onnx"  # an ONNX graph that sedlib did not export
+    torch.onnx.export(torch.nn.Linear(4, 2), (torch.zeros(1, 4),), str(plain), dynamo=False,
+                      input_names=["x"])
+    with pytest.raises(CheckpointError, match="truncated or another format"):
+        OnnxDetectorModel(truncated)
+    with pytest.raises(CheckpointError, match=r"without sedlib's metadata \['sedlib_model', 'classes'\]"):
+        OnnxDetectorModel(plain)
+    with pytest.raises(CheckpointError, match="no such ONNX file"):
+        OnnxDetectorModel(tmp_path / "missing.onnx")
+    with pytest.raises(CheckpointError, match=r"expected log-mel \(B, 1, 128, T\), got \(2, 64, 100\)"):
+        OnnxDetectorModel(good)(torch.zeros(2, 64, 100))
+    wav = tmp_path / "x.wav"
+    import soundfile as sf
+
+    sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
+    for args, says in ((["--checkpoint", str(truncated)], "truncated or another format"),
+                       (["--model", "fmn10", "--checkpoint", str(good)], "exported from fmntiny, not fmn10")):
+        assert cli.main(["detect", *args, str(wav), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -16,7 +16,8 @@ from sedlib.registry import create_model
 SHIPPED_BIGRU = "data/checkpoints/context/fmn04+bigru-104_teacher.safetensors"
 
 
-@pytest.mark.parametrize("name", ["fmntiny", "fmntiny+BiGRU:16", "fmntiny+TCN:16"])
+@pytest.mark.parametrize("name", ["fmntiny", "fmntiny+BiGRU:16", "fmntiny+TCN:16", "fmntiny+TF:16",
+                                  "fmntiny+ATT:32"])
 def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
     """Dynamic batch and time: ONNX Runtime equals PyTorch within 1e-4 at the checked lengths
     and at a third one; the file names its model and classes."""
@@ -37,8 +38,10 @@ def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
         assert torch.allclose(o, r, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("name, says", [("fmntiny+TF:16", "does not run in ONNX Runtime"),
-                                        ("fmntiny+HYBRID:16", "not exportable to ONNX opset 18 yet")])
+@pytest.mark.parametrize("name, says", [
+    ("fmntiny+HYBRID:16", "not exportable to ONNX opset 18 yet"),  # aten::logcumsumexp
+    ("fmntiny+MAMBA:64", r"ONNX Runtime differs from PyTorch by .* at 667 frames"),  # traced at 401
+])
 def test_a_family_that_does_not_export_faithfully_fails_in_one_line(name, says, tmp_path, capfd):
     model = create_model(name, num_classes=3)
     with pytest.raises(ExportError, match=says) as err:

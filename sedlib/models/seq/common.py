@@ -91,13 +91,17 @@ def rope_tables(freqs: Tensor, T: int, dtype: torch.dtype, width: int) -> tuple[
     2i, +sin at 2i+1 (see :func:`apply_rope`). Computed as rotary_embedding_torch 0.9 does
     (positions made in the input's dtype, angles and their cos/sin in freqs' dtype), so the
     result is bitwise equal to its `rotate_queries_or_keys`. `freqs` is read on every call:
-    it is the single source of truth (no cache to go stale after `load_state_dict`).
+    it is the single source of truth (no cache to go stale after `load_state_dict`). The
+    frequencies are laid out at full width before the product with the positions (not the
+    (T, d) table tiled after it): the same numbers, and a graph whose shapes ONNX export
+    traces correctly for any T.
     """
+    reps = width // (2 * freqs.shape[0])
+    f = freqs.repeat_interleave(2).repeat(reps)  # (width,): the same products as tiling (T, d)
+    sign = torch.tensor([-1.0, 1.0], device=freqs.device, dtype=freqs.dtype).repeat(freqs.shape[0] * reps)
     pos = torch.arange(T, device=freqs.device, dtype=dtype).to(freqs.dtype)  # (T,)
-    angles = (pos[:, None] * freqs).repeat_interleave(2, dim=-1)  # (T, d)
-    sign = torch.tensor([-1.0, 1.0], device=freqs.device, dtype=freqs.dtype).repeat(freqs.shape[0])
-    reps = width // angles.shape[-1]
-    return angles.cos().repeat(1, reps), (angles.sin() * sign).repeat(1, reps)  # (T, width) each
+    angles = pos[:, None] * f  # (T, width)
+    return angles.cos(), angles.sin() * sign  # (T, width) each
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

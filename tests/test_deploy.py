@@ -67,12 +67,15 @@ def test_detect_on_the_exported_file_equals_the_torch_backend(tmp_path, capsys):
     onnx_file = tmp_path / "det.onnx"
     assert cli.main(["export", "--checkpoint", checkpoint, "--out", str(onnx_file)]) == 0
     assert "fmn04+BiGRU:104, 13 classes" in capsys.readouterr().out
+    with_frontend = tmp_path / "det-wave.onnx"
+    assert cli.main(["export", "--checkpoint", checkpoint, "--out", str(with_frontend), "--with-frontend"]) == 0
+    assert "waveform in, against MelFrontend + the model" in capsys.readouterr().out
     out = {}
-    for backend, ckpt in (("torch", checkpoint), ("onnx", str(onnx_file))):
+    for backend, ckpt in (("torch", checkpoint), ("onnx", str(onnx_file)), ("onnx+frontend", str(with_frontend))):
         assert cli.main(["detect", "--checkpoint", ckpt, *audio, "--format", "json", "--no-progress",
                          "--threshold", "0.3"]) == 0
         out[backend] = json.loads(capsys.readouterr().out)
-    assert out["onnx"] and out["onnx"] == out["torch"]
+    assert out["onnx"] and out["onnx"] == out["torch"] == out["onnx+frontend"]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the plain file uses torch's legacy exporter
@@ -102,3 +105,42 @@ def test_bad_onnx_files_are_refused_in_one_line(tmp_path, capsys):
         assert cli.main(["detect", *args, str(wav), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_exportable_front_end_equals_mel_frontend_on_audio():
+    """STFT as gathered frames x the windowed DFT basis (float64) equals MelFrontend (torch.stft
+    in float32) within 1e-4 but in bins at the 1e-7 power floor, where the float32 FFT's own
+    rounding is that large (then within 2e-4); any length."""
+    from sedlib.audio.frontend import MelFrontend
+    from sedlib.data.synth.soundscape import SynthConfig, synthesize_clip
+    from sedlib.deploy.frontend_graph import ExportableMelFrontend
+
+    frontend = MelFrontend().eval()
+    exportable = ExportableMelFrontend(frontend)
+    wave = torch.stack([torch.from_numpy(synthesize_clip(SynthConfig(synth_seed=5, synth_world="context"),
+                                                         "eval", i)[0]) for i in range(4)])  # (4, 160000)
+    for n in (160000, 68813):
+        a, b = frontend(wave[:, :n]), exportable(wave[:, :n])
+        assert a.shape == b.shape == (4, 1, 128, 1 + (n - 1) // 160)
+        diff = (a - b).abs()
+        assert diff.max() <= 2e-4 and (diff > 1e-4).float().mean() <= 1e-4
+        assert diff[a > -2.0].max() <= 1e-4  # away from the floor ((log 1e-7 + 4.5) / 5 = -2.32)
+
+
+def test_a_graph_with_the_front_end_takes_the_waveform(tmp_path):
+    torch.manual_seed(0)
+    from sedlib.audio.frontend import MelFrontend
+
+    model = create_model("fmntiny+TF:16", num_classes=3).eval()
+    path = tmp_path / "wave.onnx"
+    deviation = export_onnx(model, path, classes=["a", "b", "c"], with_frontend=True)
+    assert max(deviation.values()) <= 1e-3
+    onnx_model = OnnxDetectorModel(path)
+    assert onnx_model.takes_waveform and onnx_model.input == "waveform"
+    wave = 0.1 * torch.randn(2, 50_000)
+    with torch.no_grad():
+        ref = model(MelFrontend().eval()(wave))
+    for o, r in zip(onnx_model(wave), ref):
+        assert torch.allclose(o, r, atol=1e-3, rtol=0)
+    with pytest.raises(CheckpointError, match=r"expected a waveform \(B, N\), got \(2, 1, 128, 100\)"):
+        onnx_model(torch.zeros(2, 1, 128, 100))

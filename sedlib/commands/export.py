@@ -4,8 +4,9 @@
     sedlib export --model fmn10 --out fmn10.onnx                  # its released AudioSet weights
     sedlib detect --checkpoint det.onnx recording.wav             # runs in ONNX Runtime
 
-The file takes log-mel ``mel`` (B, 1, 128, T) and returns ``strong`` (B, K, T/4) and ``weak``
-(B, K) logits; it names its model and classes in its metadata (:mod:`sedlib.deploy`).
+The file takes log-mel ``mel`` (B, 1, 128, T) (with ``--with-frontend``: the 16 kHz waveform
+``waveform`` (B, N)) and returns ``strong`` (B, K, T/4) and ``weak`` (B, K) logits; it names its
+model and classes in its metadata (:mod:`sedlib.deploy`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="class names if the checkpoint does not carry them (audioset, synth, a file)")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    parser.add_argument("--with-frontend", action="store_true",
+                        help="the graph takes the 16 kHz waveform (B, N) and computes the log-mel itself")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     model, vocab = load_detector_model(args.model, args.checkpoint, args.classes)
     audio = AudioConfig()
     deviation = export_onnx(model, args.out, classes=list(vocab.names), sample_rate=audio.sample_rate,
-                            frame_seconds=audio.frame_seconds, opset=args.opset or OPSET)
+                            frame_seconds=audio.frame_seconds, opset=args.opset or OPSET,
+                            with_frontend=args.with_frontend)
     checks = ", ".join(f"{d:.1e} at {f} frames" for f, d in deviation.items())
+    if args.with_frontend:
+        checks += " (waveform in, against MelFrontend + the model)"
     print(f"{args.out}: {model.name}, {len(vocab)} classes; ONNX Runtime vs PyTorch max |diff| {checks}")
     return 0

@@ -1,5 +1,6 @@
 """An exported detector run by ONNX Runtime, usable wherever a sedlib model is (``Detector``):
-log-mel ``(B, 1, 128, T)`` -> ``(strong (B, K, T/4), weak (B, K))`` logits as torch tensors.
+log-mel ``(B, 1, 128, T)`` (or, exported with the front end, the waveform ``(B, N)``) ->
+``(strong (B, K, T/4), weak (B, K))`` logits as torch tensors.
 
 Files are checked when opened: a file that is not ONNX (or is truncated), an ONNX graph that
 sedlib did not export (no ``sedlib_model`` / ``classes`` metadata) or one without the ``mel``
@@ -43,17 +44,23 @@ class OnnxDetectorModel(nn.Module):
             raise CheckpointError(f"{self.path}: an ONNX model without sedlib's metadata {missing}; "
                                   f"export it with `sedlib export`")
         inputs = [(i.name, i.shape) for i in self.session.get_inputs()]
-        if [n for n, _ in inputs] != ["mel"]:
-            raise CheckpointError(f"{self.path}: expected one input 'mel' (B, 1, 128, T), found {inputs}")
+        if [n for n, _ in inputs] not in (["mel"], ["waveform"]):
+            raise CheckpointError(f"{self.path}: expected one input, 'mel' (B, 1, 128, T) or 'waveform' "
+                                  f"(B, N), found {inputs}")
+        self.input = inputs[0][0]
+        self.takes_waveform = self.input == "waveform"  # exported --with-frontend
         self.name = meta["sedlib_model"]
         self.classes = json.loads(meta["classes"])
         self.num_classes = len(self.classes)
         self.sample_rate = int(meta.get("sample_rate", 16000))
         self.frame_seconds = float(meta.get("frame_seconds", 0.04))
 
-    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 128, T) log-mel -> (strong (B, K, T/4), weak (B, K)) logits."""
-        if mel.dim() != 4 or mel.shape[1:3] != (1, 128):
-            raise CheckpointError(f"{self.path}: expected log-mel (B, 1, 128, T), got {tuple(mel.shape)}")
-        strong, weak = self.session.run(["strong", "weak"], {"mel": mel.detach().float().cpu().numpy()})
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, 128, T) log-mel, or (B, N) 16 kHz waveform for a graph with the front end
+        (``takes_waveform``) -> (strong (B, K, T/4), weak (B, K)) logits."""
+        if self.takes_waveform and x.dim() != 2:
+            raise CheckpointError(f"{self.path}: expected a waveform (B, N), got {tuple(x.shape)}")
+        if not self.takes_waveform and (x.dim() != 4 or x.shape[1:3] != (1, 128)):
+            raise CheckpointError(f"{self.path}: expected log-mel (B, 1, 128, T), got {tuple(x.shape)}")
+        strong, weak = self.session.run(["strong", "weak"], {self.input: x.detach().float().cpu().numpy()})
         return torch.from_numpy(strong), torch.from_numpy(weak)

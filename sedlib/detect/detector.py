@@ -76,8 +76,10 @@ class Detector:
     @torch.inference_mode()
     def _score_batch(self, windows: list[np.ndarray]) -> np.ndarray:
         wave = torch.from_numpy(np.stack(windows)).to(self.device)  # (B, N)
-        mel = self.frontend(wave)  # (B, 1, 128, T)
-        strong, _ = self.model(mel)  # (B, K, T/4)
+        if getattr(self.model, "takes_waveform", False):  # an ONNX graph with the front end in it
+            strong, _ = self.model(wave)  # (B, K, T/4)
+        else:
+            strong, _ = self.model(self.frontend(wave))  # (B, 1, 128, T) -> (B, K, T/4)
         if strong.shape[1] != len(self.vocab):
             raise SedlibError(
                 f"model outputs {strong.shape[1]} classes but the vocabulary "

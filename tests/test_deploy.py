@@ -144,3 +144,32 @@ def test_a_graph_with_the_front_end_takes_the_waveform(tmp_path):
         assert torch.allclose(o, r, atol=1e-3, rtol=0)
     with pytest.raises(CheckpointError, match=r"expected a waveform \(B, N\), got \(2, 1, 128, 100\)"):
         onnx_model(torch.zeros(2, 1, 128, 100))
+
+
+def test_int8_copy_keeps_the_metadata_and_runs(tmp_path):
+    """Static int8 quantization: a file detection can run (same classes, same shapes, close
+    logits on the calibration-like input); refused for a front-end graph or too few clips."""
+    import onnx
+
+    from sedlib.deploy.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    model = create_model("fmntiny+BiGRU:16", num_classes=3).eval()
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
+    export_onnx(model, fp32, classes=["a", "b", "c"])
+    quantize_int8(fp32, int8, calibration="synth:8:7:world=context", clips=8, clip_seconds=2.0)
+    q = OnnxDetectorModel(int8)
+    assert (q.name, q.classes) == ("fmntiny+BiGRU:16", ["a", "b", "c"])
+    meta = {p.key: p.value for p in onnx.load(str(int8)).metadata_props}
+    assert meta["quantized"] == "int8 static, 8 clips of synth:8:7:world=context"
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(int8)).graph.node)
+    mel = torch.randn(2, 1, 128, 300) * 0.3 - 1.0
+    out, ref = q(mel), OnnxDetectorModel(fp32)(mel)
+    assert [o.shape for o in out] == [r.shape for r in ref] and all(torch.isfinite(o).all() for o in out)
+    with pytest.raises(ExportError, match="has 8 clips, 16 asked for"):
+        quantize_int8(fp32, tmp_path / "x.onnx", calibration="synth:8:7", clips=16, clip_seconds=2.0)
+    wave = tmp_path / "w.onnx"
+    export_onnx(model, wave, classes=["a", "b", "c"], with_frontend=True)
+    with pytest.raises(ExportError, match="without the front end"):
+        quantize_int8(wave, tmp_path / "y.onnx")
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()

@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="class names if the checkpoint does not carry them (audioset, synth, a file)")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    parser.add_argument("--int8", metavar="FILE", default=None,
+                        help="also write an int8 copy (static quantization, not exact; see "
+                             "benchmarks/bench_int8.py for what it costs)")
+    parser.add_argument("--calibration", default="synth:64:7:world=context",
+                        help="int8 calibration clips, a --data spec (default synth:64:7:world=context)")
     parser.add_argument("--with-frontend", action="store_true",
                         help="the graph takes the 16 kHz waveform (B, N) and computes the log-mel itself")
 
@@ -43,4 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.with_frontend:
         checks += " (waveform in, against MelFrontend + the model)"
     print(f"{args.out}: {model.name}, {len(vocab)} classes; ONNX Runtime vs PyTorch max |diff| {checks}")
+    if args.int8:
+        from sedlib.deploy.quantize import quantize_int8
+
+        quantize_int8(args.out, args.int8, calibration=args.calibration)
+        print(f"{args.int8}: int8 copy, activations calibrated on 64 clips of {args.calibration} (not exact)")
     return 0

@@ -173,3 +173,17 @@ def test_int8_copy_keeps_the_metadata_and_runs(tmp_path):
     with pytest.raises(ExportError, match="without the front end"):
         quantize_int8(wave, tmp_path / "y.onnx")
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
+
+
+def test_cli_export_with_an_int8_copy(tmp_path, capsys):
+    from sedlib.train.runs import save_weights
+
+    torch.manual_seed(0)
+    ckpt = save_weights(create_model("fmntiny", num_classes=2), tmp_path / "m.safetensors",
+                        model_name="fmntiny", classes=["a", "b"])
+    out, int8 = tmp_path / "m.onnx", tmp_path / "m8.onnx"
+    assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8", str(int8),
+                     "--calibration", "synth:64:7"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8 copy, activations calibrated on 64 clips of synth:64:7 (not exact)" in printed
+    assert OnnxDetectorModel(int8).classes == ["a", "b"]

@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         checks += " (waveform in, against MelFrontend + the model)"
     print(f"{args.out}: {model.name}, {len(vocab)} classes; ONNX Runtime vs PyTorch max |diff| {checks}")
     if args.int8:
-        from sedlib.deploy.quantize import quantize_int8
+        from sedlib.deploy.quantize import CALIBRATION_CLIPS, quantize_int8
 
-        quantize_int8(args.out, args.int8, calibration=args.calibration)
-        print(f"{args.int8}: int8 copy, activations calibrated on 64 clips of {args.calibration} (not exact)")
+        quantize_int8(args.out, args.int8, calibration=args.calibration, clips=CALIBRATION_CLIPS)
+        print(f"{args.int8}: int8 copy, activations calibrated on {CALIBRATION_CLIPS} clips of "
+              f"{args.calibration} (not exact)")
     return 0

@@ -32,7 +32,6 @@ import gc
 import logging
 import os
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +41,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from sedlib.atomic import atomic_write
 from sedlib.complexity.macs import count_macs, deepspeed_macs
 from sedlib.complexity.memory import PeakMemory
 
@@ -339,21 +339,14 @@ def format_table(profiles: Sequence[ModelProfile]) -> str:
 
 
 def write_csv(profiles: Sequence[ModelProfile], path: str | os.PathLike) -> Path:
-    """Write one row per profile (all fields) to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write one row per profile (all fields) to ``path`` atomically (:func:`sedlib.atomic.atomic_write`)."""
     fields = [f.name for f in dataclasses.fields(ModelProfile)]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             for p in profiles:
                 writer.writerow(p.to_dict())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)

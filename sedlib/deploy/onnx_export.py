@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sedlib.atomic import atomic_write
 from sedlib.errors import SedlibError
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[
     """Write ``model`` (eval mode, float32, CPU) to ``path`` as ONNX with its metadata, after
     checking the exported graph in ONNX Runtime at :data:`TRACE_FRAMES` and
     :data:`CHECK_FRAMES` frames. Returns the deviation at each length (``{frames: max |diff|}``).
-    The file appears atomically (temporary file, then rename); on any failure no file is left.
+    The file appears atomically (:func:`sedlib.atomic.atomic_write`); on any failure no file is left.
 
     ``with_frontend``: the graph takes the 16 kHz waveform ``waveform`` (B, N) and computes the
     log-mel itself (:class:`sedlib.deploy.frontend_graph.ExportableMelFrontend`); it is checked
@@ -124,11 +125,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[
     inputs = _check_inputs(with_frontend, audio.hop_length)
     if len(classes) != getattr(model, "num_classes", len(classes)):
         raise ExportError(f"{name}: {len(classes)} class names for a {model.num_classes}-class head")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     example = inputs[TRACE_FRAMES][:1]
-    try:
+    deviation: dict[int, float] = {}
+
+    def write(tmp: Path) -> None:  # export, add the metadata, check in ONNX Runtime; raise to keep nothing
         # tracer warnings about shape-derived Python ints; on failure torch's C++ logger prints
         # the whole IR graph to stdout: the error below says what failed in one line
         with warnings.catch_warnings(), _stdout_silenced():
@@ -148,7 +148,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[
         onnx.save(graph, str(tmp))
         try:
             session = _session(tmp, quiet=True)
-            deviation = {f: max_deviation(reference, session, x, input_name) for f, x in inputs.items()}
+            deviation.update({f: max_deviation(reference, session, x, input_name) for f, x in inputs.items()})
         except ExportError:
             raise
         except Exception as err:  # ONNX Runtime refuses or fails on the graph
@@ -158,11 +158,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[
         if not worst <= tolerance:
             raise ExportError(f"{name}: ONNX Runtime differs from PyTorch by {worst:.2e} "
                               f"(> {tolerance:g}) at {max(deviation, key=deviation.get)} frames")
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, write)
     except torch.onnx.errors.UnsupportedOperatorError as err:
         raise ExportError(f"{name}: not exportable to ONNX opset {opset} yet "
                           f"({str(err).splitlines()[0]})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     log.debug("%s -> %s (max |diff| %s)", name, path, deviation)
     return deviation

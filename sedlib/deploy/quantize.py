@@ -19,6 +19,9 @@ import torch
 
 from sedlib.deploy.onnx_export import ExportError
 
+#: Calibration clips by default (their log-mel sets the activation ranges).
+CALIBRATION_CLIPS = 64
+
 
 def calibration_mels(spec: str, clips: int, *, clip_seconds: float = 10.0,
                      batch_size: int = 8) -> list[torch.Tensor]:
@@ -40,7 +43,7 @@ def calibration_mels(spec: str, clips: int, *, clip_seconds: float = 10.0,
 
 
 def quantize_int8(source: str | os.PathLike, out: str | os.PathLike, *,
-                  calibration: str = "synth:64:7:world=context", clips: int = 64,
+                  calibration: str = "synth:64:7:world=context", clips: int = CALIBRATION_CLIPS,
                   clip_seconds: float = 10.0) -> Path:
     """``source`` (an exported ``mel``-input file) -> ``out``, int8 (module doc), atomically."""
     import onnx

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sedlib.atomic import atomic_write
 from sedlib.audio.frontend import MelFrontend
 from sedlib.audio.io import audio_duration, iter_windows
 from sedlib.config import AudioConfig
@@ -130,13 +131,7 @@ class Detector:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def format_events(events: Sequence[Event], fmt: str) -> str:

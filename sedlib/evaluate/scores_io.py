@@ -9,7 +9,6 @@ then a rename), so a reader never sees a half-written file.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from sedlib.atomic import atomic_write
 from sedlib.errors import FormatError
 from sedlib.evaluate.inputs import EvaluationError
 
@@ -179,11 +179,4 @@ def _check_file_key(key: str, path: Path) -> None:
 
 def _write_tsv_atomic(df: pd.DataFrame, path: Path, key: str) -> Path:
     """``df`` -> ``<path>/<key>.tsv`` via a temporary name and a rename (never half-written)."""
-    target = path / f"{key}.tsv"
-    tmp = path / f".{key}.tsv.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        df.to_csv(tmp, sep="\t", index=False)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    return atomic_write(path / f"{key}.tsv", lambda tmp: df.to_csv(tmp, sep="\t", index=False))

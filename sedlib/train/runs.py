@@ -23,16 +23,16 @@ import json
 import logging
 import os
 import random
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from sedlib.atomic import atomic_write  # also runs.atomic_write, as before
 from sedlib.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -45,33 +45,7 @@ CHECKPOINT_FORMAT = "sedlib-train-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-# --- atomic files --------------------------------------------------------------------------------
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, fsync it and rename it to
-    ``path``. If ``write`` raises (or the process dies), ``path`` keeps its previous content and
-    the temporary file is removed (or, after a kill, left as a dot-file ending in ``.tmp``).
-    The file gets the umask's permissions, as a plain ``open()`` would give it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _new_file_mode())  # writers such as safetensors create 0600 files
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0666 less the process umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
+# --- atomic files (sedlib.atomic.atomic_write) -----------------------------------------------------
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"

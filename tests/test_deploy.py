@@ -17,15 +17,17 @@ SHIPPED_BIGRU = "data/checkpoints/context/fmn04+bigru-104_teacher.safetensors"
 
 
 @pytest.mark.parametrize("name", ["fmntiny", "fmntiny+BiGRU:16", "fmntiny+TCN:16", "fmntiny+TF:16",
-                                  "fmntiny+ATT:32"])
+                                  "fmntiny+ATT:32", "fmntiny+HYBRID:16", "fmntiny+MAMBA:64"])
 def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
-    """Dynamic batch and time: ONNX Runtime equals PyTorch within 1e-4 at the checked lengths
-    and at a third one; the file names its model and classes."""
+    """Every family exports (HYBRID and MAMBA through their export formulations). Dynamic batch
+    and time: ONNX Runtime equals PyTorch within 1e-4 at the checked lengths and at a third one;
+    the file names its model and classes; the model is left in its training formulation."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=3).eval()
     path = tmp_path / "m.onnx"
     deviation = export_onnx(model, path, classes=["a", "b", "c"])
     assert set(deviation) == {401, 667} and max(deviation.values()) <= 1e-4
+    assert {getattr(m, "scan", None) for m in model.modules()} <= {None, "log", "chunked"}
     onnx_model = OnnxDetectorModel(path, threads=1)
     assert (onnx_model.name, onnx_model.classes, onnx_model.sample_rate) == (name, ["a", "b", "c"], 16000)
     assert onnx_model.frame_seconds == pytest.approx(0.04)
@@ -38,12 +40,53 @@ def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
         assert torch.allclose(o, r, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("name, says", [
-    ("fmntiny+HYBRID:16", "not exportable to ONNX opset 18 yet"),  # aten::logcumsumexp
-    ("fmntiny+MAMBA:64", r"ONNX Runtime differs from PyTorch by .* at 667 frames"),  # traced at 401
+def test_export_formulations_equal_the_training_paths_in_float64():
+    """The doubling scan equals the minGRU's log-space scan and the quadratic SSD equals the
+    chunked one (T = 300 > chunk 256: two chunks) in float64, with and without an initial state."""
+    from sedlib.models.seq.mamba import Mamba2
+    from sedlib.models.seq.mingru import MinGRU
+
+    torch.manual_seed(0)
+    gru = MinGRU(6, 10).double()
+    x = torch.randn(2, 300, 6, dtype=torch.float64) * 3
+    h0 = torch.rand(2, 10, dtype=torch.float64) + 0.1
+    ref = [gru(x), gru(x, prev_hidden=h0)]
+    gru.scan = "doubling"
+    for got, want in zip([gru(x), gru(x, prev_hidden=h0)], ref):
+        assert torch.allclose(got, want, atol=1e-10, rtol=1e-10)
+    mamba = Mamba2(16, d_state=8, headdim=8).double()
+    u = torch.randn(2, 300, 16, dtype=torch.float64)
+    want = mamba(u)
+    mamba.scan = "quadratic"
+    assert torch.allclose(mamba(u), want, atol=1e-10, rtol=0)
+
+
+class _Cummax(torch.nn.Module):
+    """A head with an operation ONNX has no form for (aten::cummax), to test the refusal."""
+
+    num_classes = 3
+
+    def forward(self, mel):  # (B, 1, 128, T) -> (B, 3, T), (B, 3)
+        strong = mel[:, 0, :3].cummax(dim=-1).values
+        return strong, strong.mean(-1)
+
+
+class _Baked(torch.nn.Module):
+    """A head whose traced graph is right only at the traced length (a Python-int shape)."""
+
+    num_classes = 3
+
+    def forward(self, mel):  # (B, 1, 128, T) -> (B, 3, T), (B, 3)
+        strong = mel[:, 0, :3] * (1.0 / int(mel.shape[-1]))
+        return strong, strong.mean(-1)
+
+
+@pytest.mark.parametrize("model, says", [
+    (_Cummax(), "not exportable to ONNX opset 18 yet"),
+    (_Baked(), r"ONNX Runtime differs from PyTorch by .* at 667 frames"),  # traced at 401
 ])
-def test_a_family_that_does_not_export_faithfully_fails_in_one_line(name, says, tmp_path, capfd):
-    model = create_model(name, num_classes=3)
+def test_a_model_that_does_not_export_faithfully_fails_in_one_line(model, says, tmp_path, capfd):
+    name = type(model).__name__
     with pytest.raises(ExportError, match=says) as err:
         export_onnx(model, tmp_path / "m.onnx", classes=["a", "b", "c"])
     assert "\n" not in str(err.value) and str(err.value).startswith(name)

@@ -9,6 +9,11 @@ Every export is verified: ONNX Runtime must reproduce the PyTorch outputs within
 :data:`TOLERANCE` at two lengths (the traced one and another), else nothing is written and the
 error says which model, which length and by how much. Families whose graph cannot be exported
 faithfully yet fail with one line naming the operation.
+
+Two sequence models trace through their export formulations (:func:`export_formulations`): the
+minGRU's log-space scan (``logcumsumexp``, no ONNX operator) as a recursive-doubling scan, and
+Mamba-2's chunked SSD (chunk arithmetic on Python ints, right only at the traced length) as one
+quadratic chunk. Both compute the same function (equal in float64 to 1e-10, tested).
 """
 
 from __future__ import annotations
@@ -74,6 +79,24 @@ def _session(path: str | os.PathLike, threads: int | None = None, *, quiet: bool
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+@contextlib.contextmanager
+def export_formulations(model: nn.Module):
+    """Within the block, every minGRU of ``model`` scans by doubling and every Mamba-2 block runs
+    its SSD as one quadratic chunk (the ONNX-traceable forms); restored afterwards."""
+    from sedlib.models.seq.mamba import Mamba2
+    from sedlib.models.seq.mingru import MinGRU
+
+    forms = {MinGRU: "doubling", Mamba2: "quadratic"}
+    changed = [m for m in model.modules() if type(m) in forms]
+    for m in changed:
+        m.scan = forms[type(m)]
+    try:
+        yield model
+    finally:
+        for m in changed:
+            del m.scan  # back to the class default
+
+
 def max_deviation(reference, session, x: torch.Tensor, input_name: str = "mel") -> float:
     """Largest |strong or weak logit difference| between ``reference(x)`` (PyTorch) and
     ``session`` on the same input ``x`` (log-mel (B, 1, 128, T) or waveform (B, N))."""
@@ -131,7 +154,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[
     def write(tmp: Path) -> None:  # export, add the metadata, check in ONNX Runtime; raise to keep nothing
         # tracer warnings about shape-derived Python ints; on failure torch's C++ logger prints
         # the whole IR graph to stdout: the error below says what failed in one line
-        with warnings.catch_warnings(), _stdout_silenced():
+        with warnings.catch_warnings(), _stdout_silenced(), export_formulations(model):
             warnings.simplefilter("ignore")
             torch.onnx.export(graph_module, (example,), str(tmp), dynamo=False, opset_version=opset,
                               input_names=[input_name], output_names=["strong", "weak"],

@@ -42,7 +42,7 @@ except (ImportError, OSError):  # OSError: a broken CUDA extension library
     _fused_chunk_scan = None
 
 __all__ = [
-    "Mamba2", "ssd_chunked", "ssd_recurrent", "segsum", "Fp32ResidualStack", "MambaSeqModel",
+    "Mamba2", "ssd_chunked", "ssd_quadratic", "ssd_recurrent", "segsum", "Fp32ResidualStack", "MambaSeqModel",
     "build",
 ]
 
@@ -61,15 +61,14 @@ def segsum(a: Tensor) -> Tensor:
     """Segment sums: out[..., t, s] = a_{s+1} + ... + a_t for t >= s, -inf for t < s.
 
     (..., Q) -> (..., Q, Q). Summing the masked matrix column-wise (instead of differencing a
-    cumulative sum) avoids cancellation between large partial sums.
+    cumulative sum) avoids cancellation between large partial sums. The masks come from the
+    positions of ``a`` itself (no Python-int shapes), so a traced graph keeps Q dynamic.
     """
-    Q = a.shape[-1]
-    strictly_lower = torch.ones(Q, Q, dtype=torch.bool, device=a.device).tril(-1)
-    terms = a.unsqueeze(-1).expand(*a.shape, Q)  # (..., Q, Q): terms[t, s] = a_t
-    terms = terms.masked_fill(~strictly_lower, 0.0)  # keep a_t only where t > s
+    pos = torch.ones_like(a[(0,) * (a.ndim - 1)], dtype=torch.int64).cumsum(0)  # (Q,): 1..Q
+    t, s = pos.unsqueeze(-1), pos.unsqueeze(0)  # (Q, 1), (1, Q)
+    terms = torch.where(t > s, a.unsqueeze(-1), a.new_zeros(()))  # (..., Q, Q): a_t where t > s
     out = terms.cumsum(dim=-2)  # (..., Q, Q): sum_{s < k <= t} a_k
-    lower = torch.ones(Q, Q, dtype=torch.bool, device=a.device).tril(0)
-    return out.masked_fill(~lower, float("-inf"))
+    return out.masked_fill(t < s, float("-inf"))
 
 
 def _heads_from_groups(M: Tensor, nheads: int) -> Tensor:
@@ -145,6 +144,20 @@ def ssd_chunked(
     return Y, final_state
 
 
+def ssd_quadratic(X: Tensor, a: Tensor, B: Tensor, C: Tensor) -> Tensor:
+    """The whole sequence as one chunk: Y = (L o C B^T) X with L = exp(segsum(a)), zero initial
+    state (same I/O as :func:`ssd_chunked`, Y only).
+
+    The same function as the chunked scan (to rounding) with no shape arithmetic, so an ONNX graph
+    traced from it is right at every length; memory grows as T^2 (fine for 10 s windows).
+    """
+    H = X.shape[2]
+    B, C = _heads_from_groups(B, H), _heads_from_groups(C, H)  # (b, T, H, N) each
+    L = torch.exp(segsum(a.transpose(1, 2)))  # (b, H, T, T)
+    scores = torch.einsum("blhn,bshn->bhls", C, B) * L  # (b, H, T, T)
+    return torch.einsum("bhls,bshp->blhp", scores, X)  # (b, T, H, P)
+
+
 def ssd_recurrent(
     X: Tensor, a: Tensor, B: Tensor, C: Tensor, initial_state: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -173,6 +186,10 @@ class Mamba2(nn.Module):
 
     Forward: (B, T, d_model) -> (B, T, d_model); causal (frame t sees frames <= t).
     """
+
+    #: "chunked": :func:`ssd_chunked` (default); "quadratic": :func:`ssd_quadratic`, the same
+    #: function traceable at any length (set during ONNX export).
+    scan: str = "chunked"
 
     def __init__(
         self,
@@ -263,7 +280,10 @@ class Mamba2(nn.Module):
         else:
             dt = F.softplus(dt + self.dt_bias)  # (B, T, H)
             X = x * dt.unsqueeze(-1)  # (B, T, H, P)
-            y, _ = ssd_chunked(X, dt * A, Bm, Cm, self.chunk_size)  # (B, T, H, P)
+            if self.scan == "quadratic":
+                y = ssd_quadratic(X, dt * A, Bm, Cm)  # (B, T, H, P)
+            else:
+                y, _ = ssd_chunked(X, dt * A, Bm, Cm, self.chunk_size)  # (B, T, H, P)
             y = (y + x * self.D.unsqueeze(-1)) * F.silu(z)  # (B, T, H, P)
         return self.out_proj(y.reshape(Bsz, T, self.d_inner))  # (B, T, d_inner) -> (B, T, d_model)
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MinGRU", "BidirectionalMinGRU", "g", "log_g", "heinsen_scan_log"]
+__all__ = ["MinGRU", "BidirectionalMinGRU", "g", "log_g", "heinsen_scan_log", "doubling_scan"]
 
 _MODES = ("parallel", "sequential")
 
@@ -57,6 +57,31 @@ def heinsen_scan_log(log_coeffs: Tensor, log_values: Tensor) -> Tensor:
     return log_h.exp()
 
 
+#: Doubling steps of :func:`doubling_scan`: exact for sequences of up to 2**16 frames (43 min
+#: at 40 ms; detection windows are 10 s).
+DOUBLING_STEPS = 16
+
+
+def doubling_scan(coeffs: Tensor, values: Tensor, steps: int = DOUBLING_STEPS) -> Tensor:
+    """Solve h_t = coeffs_t * h_{t-1} + values_t over dim 1 (h_{-1} = 0) in linear space by
+    recursive doubling (Hillis-Steele): after step k each position holds the composition of the
+    2**k steps ending there, so ``steps`` rounds cover 2**steps frames.
+
+    The same function as :func:`heinsen_scan_log` (to rounding) without ``logcumsumexp``, which
+    ONNX has no operator for; used for export. Stable for the minGRU's coefficients in (0, 1) and
+    positive values: every term is a product of numbers in (0, 1) times a convex combination of
+    candidates (long products underflow to 0, their true limit). Inputs (B, T, D); returns (B, T, D).
+    """
+    a, b = coeffs, values
+    for k in range(steps):
+        shift = 2**k
+        # composition with the 2**k steps before: positions before the start compose with identity
+        a_prev = F.pad(a, (0, 0, shift, 0), value=1.0)[:, : a.shape[1]]  # (B, T, D)
+        b_prev = F.pad(b, (0, 0, shift, 0), value=0.0)[:, : b.shape[1]]  # (B, T, D)
+        a, b = a * a_prev, a * b_prev + b
+    return b
+
+
 class MinGRU(nn.Module):
     """Single-direction log-space minGRU.
 
@@ -66,6 +91,10 @@ class MinGRU(nn.Module):
         proj_out: add a bias-free Linear(dim_inner, D) output projection `to_out` (the reference
             uses it only for the unidirectional HYBRID); without it the module has no `to_out` key.
     """
+
+    #: "log": Heinsen's log-space scan (training and PyTorch inference); "doubling":
+    #: :func:`doubling_scan`, the same function in ONNX operators (set during export).
+    scan: str = "log"
 
     def __init__(self, dim: int, dim_inner: int | None = None, proj_out: bool = False):
         super().__init__()
@@ -108,8 +137,14 @@ class MinGRU(nn.Module):
         out = self.to_out(h)
         return (out, next_hidden) if return_next_hidden else out
 
-    @staticmethod
-    def _parallel(hidden: Tensor, gate: Tensor, prev_hidden: Tensor | None) -> Tensor:
+    def _parallel(self, hidden: Tensor, gate: Tensor, prev_hidden: Tensor | None) -> Tensor:
+        if self.scan == "doubling":
+            coeffs, values = torch.sigmoid(-gate), torch.sigmoid(gate) * g(hidden)  # 1 - z, z * h~
+            if prev_hidden is not None:  # h_0 as an extra first step with coefficient 1
+                values = torch.cat([prev_hidden.unsqueeze(1), values], dim=1)  # (B, T+1, D_inner)
+                coeffs = F.pad(coeffs, (0, 0, 1, 0), value=1.0)
+                return doubling_scan(coeffs, values)[:, 1:]
+            return doubling_scan(coeffs, values)
         # log(1 - z) = log sigmoid(-gate) = -softplus(gate); log z = -softplus(-gate).
         log_coeffs = -F.softplus(gate)  # (B, T, D_inner)
         log_values = -F.softplus(-gate) + log_g(hidden)  # (B, T, D_inner) log(z * h~)

@@ -97,9 +97,12 @@ def test_a_model_that_does_not_export_faithfully_fails_in_one_line(model, says, 
         export_onnx(model, tmp_path / "m.onnx", classes=["a", "b"])
 
 
-def test_detect_on_the_exported_file_equals_the_torch_backend(tmp_path, capsys):
-    """`sedlib export` then `sedlib detect --checkpoint X.onnx`: the same events as the
-    PyTorch model on the same audio (the shipped context-world BiGRU teacher, real clips)."""
+def test_detect_on_the_exported_file_equals_the_torch_backend(tmp_path, capsys, monkeypatch):
+    """`sedlib export` then `sedlib detect --checkpoint X.onnx` in ONNX Runtime and OpenVINO,
+    with and without the front end in the graph, and `--backend` on the PyTorch checkpoint
+    (exported once into the cache): the same events as the torch backend on the same audio
+    (the shipped context-world BiGRU teacher, real clips)."""
+    monkeypatch.setenv("SEDLIB_CACHE", str(tmp_path / "cache"))
     from sedlib.config import PROJECT_ROOT
     from sedlib.data.synth.soundscape import SynthConfig, write_desed
 
@@ -114,11 +117,38 @@ def test_detect_on_the_exported_file_equals_the_torch_backend(tmp_path, capsys):
     assert cli.main(["export", "--checkpoint", checkpoint, "--out", str(with_frontend), "--with-frontend"]) == 0
     assert "waveform in, against MelFrontend + the model" in capsys.readouterr().out
     out = {}
-    for backend, ckpt in (("torch", checkpoint), ("onnx", str(onnx_file)), ("onnx+frontend", str(with_frontend))):
-        assert cli.main(["detect", "--checkpoint", ckpt, *audio, "--format", "json", "--no-progress",
+    runs = {"torch": [checkpoint], "onnx": [str(onnx_file)], "onnx+frontend": [str(with_frontend)],
+            "openvino": [str(onnx_file), "--backend", "openvino"],
+            "openvino+frontend": [str(with_frontend), "--backend", "openvino", "--threads", "1"],
+            "checkpoint->onnxruntime": [checkpoint, "--backend", "onnxruntime"],
+            "checkpoint->openvino": [checkpoint, "--backend", "openvino"]}
+    for backend, args in runs.items():
+        assert cli.main(["detect", "--checkpoint", *args, *audio, "--format", "json", "--no-progress",
                          "--threshold", "0.3"]) == 0
         out[backend] = json.loads(capsys.readouterr().out)
-    assert out["onnx"] and out["onnx"] == out["torch"] == out["onnx+frontend"]
+    assert out["onnx"] and all(events == out["torch"] for events in out.values())
+    cached = list((tmp_path / "cache" / "onnx").glob("fmn04+BiGRU_104-*.onnx"))
+    assert len(cached) == 1  # exported once, reused by the second engine
+    assert cli.main(["detect", "--checkpoint", str(onnx_file), "--backend", "torch", audio[0]]) == 2
+    assert "runs in onnxruntime or openvino, not torch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_engine_models_equal_pytorch_at_two_lengths(backend, tmp_path):
+    """Both engines reproduce PyTorch within 1e-4 on the same exported file (OpenVINO pinned to
+    f32: its default on AVX-512 CPUs is bf16) at 10 s and 6.7 s, batch 1 and 3."""
+    from sedlib.deploy.backends import runtime_model
+
+    torch.manual_seed(0)
+    model = create_model("fmntiny+TF:16", num_classes=3).eval()
+    engine = runtime_model(model, backend, ["a", "b", "c"], threads=1, cache_dir=tmp_path)
+    assert engine.backend == backend and runtime_model(engine, backend, ["a", "b", "c"]) is engine
+    for shape in ((1, 1, 128, 1001), (3, 1, 128, 667)):
+        mel = torch.randn(*shape)
+        with torch.no_grad():
+            ref = model(mel)
+        for o, r in zip(engine(mel), ref):
+            assert o.shape == r.shape and float((o - r).abs().max()) <= 1e-4
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the plain file uses torch's legacy exporter
@@ -137,6 +167,11 @@ def test_bad_onnx_files_are_refused_in_one_line(tmp_path, capsys):
         OnnxDetectorModel(plain)
     with pytest.raises(CheckpointError, match="no such ONNX file"):
         OnnxDetectorModel(tmp_path / "missing.onnx")
+    from sedlib.deploy.onnx_runtime import OpenVinoDetectorModel
+
+    for path, says in ((truncated, "truncated or another format"), (plain, "without sedlib's metadata")):
+        with pytest.raises(CheckpointError, match=says):
+            OpenVinoDetectorModel(path)
     with pytest.raises(CheckpointError, match=r"expected log-mel \(B, 1, 128, T\), got \(2, 64, 100\)"):
         OnnxDetectorModel(good)(torch.zeros(2, 64, 100))
     wav = tmp_path / "x.wav"
@@ -144,6 +179,7 @@ def test_bad_onnx_files_are_refused_in_one_line(tmp_path, capsys):
 
     sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
     for args, says in ((["--checkpoint", str(truncated)], "truncated or another format"),
+                       (["--checkpoint", str(truncated), "--backend", "openvino"], "truncated or another format"),
                        (["--model", "fmn10", "--checkpoint", str(good)], "exported from fmntiny, not fmn10")):
         assert cli.main(["detect", *args, str(wav), "--no-progress"]) == 2
         err = capsys.readouterr().err

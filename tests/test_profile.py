@@ -226,6 +226,22 @@ def test_cli_table_and_errors(monkeypatch, capsys):
     assert "unknown backbone" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_cli_times_an_engine(backend, monkeypatch, capsys):
+    """--backend times the exported model in the engine (with the front end in the graph too);
+    parameters and MACs stay the plain model's; it refuses --optimize."""
+    rc = _cli(monkeypatch, ["profile", "fmntiny+HYBRID:16", "--json", "--repeats", "1", "--warmup", "0",
+                            "--batch-size", "2", "--threads", "1", "--no-deepspeed", "--backend", backend,
+                            "--with-frontend"])
+    assert rc == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    plain = profile_model("fmntiny+HYBRID:16", throughput=False, deepspeed=False)
+    assert row["backend"] == backend and row["throughput"] > 0 and row["include_frontend"]
+    assert (row["params"], row["macs"]) == (plain.params, plain.macs)
+    assert _cli(monkeypatch, ["profile", "fmntiny", "--backend", backend, "--optimize", "jit"]) == 2
+    assert "times CPU inference" in capsys.readouterr().err
+
+
 def test_write_csv_replaces_atomically(tmp_path, fmn10_profile):
     path = tmp_path / "p.csv"
     path.write_text("old")

@@ -15,3 +15,12 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--threads`` for the commands that run a detector."""
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default=None,
+                        help="inference engine (default: torch, the exact path; onnxruntime for an .onnx "
+                             "file); a PyTorch checkpoint is exported to ONNX once, cached")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="engine threads (onnxruntime/openvino; default: all cores)")

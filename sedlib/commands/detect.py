@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sedlib.commands import add_backend_arguments
+
 HELP = "detect sound events in audio files (any length, rate, channels)"
 
 
@@ -21,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, default=None,
                         help="window hop in seconds (default 10 = no overlap; overlap is averaged)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+    add_backend_arguments(parser)
     parser.add_argument("--format", choices=("tsv", "audacity", "json"), default="tsv")
     parser.add_argument("--out", help="output file (audacity: a folder, one label file per input); "
                         "default: print to stdout")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise SedlibError(f"--threshold must be in [0, 1], got {args.threshold}")
     name = args.model or (None if args.checkpoint else "fmn10+TF:256")
-    model, vocab = load_detector_model(name, args.checkpoint, args.classes)
+    model, vocab = load_detector_model(name, args.checkpoint, args.classes, args.backend, args.threads)
     detector = Detector(model, vocab, hop_seconds=args.hop, batch_size=args.batch_size,
                         device=args.device)
     on_scores = None

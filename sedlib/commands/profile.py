@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time waveform -> mel -> model (default: model only)")
     parser.add_argument("--optimize", choices=("eager", "jit", "compile"), default=None,
                         help="time the sedlib.models.fuse inference copy (CPU only)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default="torch",
+                        help="time the model exported to ONNX in this engine (CPU; default torch)")
     parser.add_argument("--no-deepspeed", action="store_true",
                         help="skip DeepSpeed's MAC count")
     parser.add_argument("--json", action="store_true", help="print a JSON list of objects")
@@ -79,13 +81,15 @@ def run(args: argparse.Namespace) -> int:
         raise SedlibError("--device cuda: no CUDA device is available to torch")
     if args.optimize and device.type != "cpu":
         raise SedlibError("--optimize applies to CPU inference only")
+    if args.backend != "torch" and (args.optimize or device.type != "cpu"):
+        raise SedlibError(f"--backend {args.backend} times CPU inference; drop --optimize/--device")
     dtype = args.dtype or ("fp16" if device.type == "cuda" else "fp32")
     try:
         profiles = profile_models(
             names, device=str(device), dtype=dtype, batch_size=args.batch_size,
             threads=args.threads, warmup=args.warmup, repeats=args.repeats,
             throughput=not args.no_throughput, include_frontend=args.with_frontend,
-            deepspeed=not args.no_deepspeed, optimize=args.optimize,
+            deepspeed=not args.no_deepspeed, optimize=args.optimize, backend=args.backend,
         )
     except ImportError as err:  # DeepSpeed missing: the message says how to install or skip
         raise SedlibError(str(err)) from err

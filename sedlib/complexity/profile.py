@@ -92,6 +92,7 @@ class ModelProfile:
     repeats: int | None = None
     include_frontend: bool = False  # in the throughput / memory measurement
     optimize: str | None = None  # sedlib.models.fuse backend used for timing, if any
+    backend: str = "torch"  # the engine timed (sedlib.deploy.backends)
     peak_memory_method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +173,8 @@ def measure_throughput(
     if include_frontend:
         from sedlib.audio.frontend import MelFrontend
 
-        model = _WithFrontend(MelFrontend(), model)
+        if not getattr(model, "takes_waveform", False):  # an engine graph may hold the front end
+            model = _WithFrontend(MelFrontend(), model)
         x = 0.1 * torch.randn(batch, CLIP_SAMPLES, generator=gen)  # (B, N) waveform
     else:
         x = torch.randn(batch, *CLIP_MEL_SHAPE[1:], generator=gen)  # (B, 1, 128, 1000)
@@ -214,6 +216,7 @@ def profile_model(
     include_frontend: bool = False,
     deepspeed: bool = True,
     optimize: str | None = None,
+    backend: str = "torch",
     num_classes: int = 447,
     seed: int = 0,
 ) -> ModelProfile:
@@ -221,7 +224,9 @@ def profile_model(
     weights -- complexity does not depend on them) or as a module (copied, never modified).
 
     ``optimize``: time a :func:`sedlib.models.fuse.optimize_for_inference` copy (``"eager"``,
-    ``"jit"``, ``"compile"``; CPU only). Parameters and MACs are always of the plain model.
+    ``"jit"``, ``"compile"``; CPU only). ``backend``: time the model exported to ONNX and run in
+    ``"onnxruntime"`` or ``"openvino"`` (:mod:`sedlib.deploy.backends`; CPU, ``threads`` engine
+    threads). Parameters and MACs are always of the plain model.
     """
     if isinstance(model, str):
         from sedlib.registry import create_model
@@ -254,6 +259,7 @@ def profile_model(
         params_weak_head=params["weak_head"], macs_backbone=by_part["backbone"],
         macs_seq=by_part["seq"], macs_heads=None if None in heads else sum(heads),
         macs_frontend=frontend_macs(), include_frontend=include_frontend, optimize=optimize,
+        backend=backend,
     )
     if not throughput:
         return result
@@ -263,6 +269,8 @@ def profile_model(
         from sedlib.models.fuse import optimize_for_inference
 
         model = optimize_for_inference(model, backend=optimize)
+    if backend != "torch":
+        model = _engine_model(model, backend, device, optimize, threads, include_frontend)
     thr = measure_throughput(
         model, device=device, dtype=dtype, batch_size=batch_size, threads=threads,
         warmup=warmup, repeats=repeats, include_frontend=include_frontend,
@@ -275,6 +283,23 @@ def profile_model(
     result.threads = (threads or torch.get_num_threads()) if device == "cpu" else None
     result.repeats = repeats
     return result
+
+
+def _engine_model(model: nn.Module, backend: str, device: str, optimize: str | None,
+                  threads: int | None, include_frontend: bool) -> nn.Module:
+    """``model`` exported to a temporary ONNX file and opened in ``backend``."""
+    import tempfile
+
+    from sedlib.deploy.backends import check_backend, runtime_model
+
+    check_backend(backend)
+    if optimize is not None or torch.device(device).type != "cpu":
+        raise ValueError(f"backend {backend!r} times CPU inference of the exported model; it does "
+                         f"not combine with optimize or device {device!r}")
+    classes = [f"class{i}" for i in range(model.strong_head.out_features)]
+    with tempfile.TemporaryDirectory(prefix="sedlib-profile-") as tmp:  # the engine has loaded the file
+        return runtime_model(model, backend, classes, threads=threads, with_frontend=include_frontend,
+                             cache_dir=tmp)
 
 
 def profile_models(names: str | Sequence[str], **options: Any) -> list[ModelProfile]:
@@ -332,6 +357,7 @@ def format_table(profiles: Sequence[ModelProfile]) -> str:
             q = timed[0]
             extra = f", {q.threads} thread{'s' if q.threads != 1 else ''}" if q.threads else ""
             extra += f", optimize={q.optimize}" if q.optimize else ""
+            extra += f", {q.backend} (exported to ONNX)" if q.backend != "torch" else ""
             fe = "included" if q.include_frontend else "excluded"
             lines.append(f"Throughput: {q.device} {q.dtype}, batch {q.batch_size}{extra}, median "
                          f"of {q.repeats}, front end {fe}. Peak memory: {q.peak_memory_method}.")

@@ -242,22 +242,34 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def load_detector_model(
-    name: str | None, checkpoint: str | os.PathLike | None, classes: str | None = None
+    name: str | None, checkpoint: str | os.PathLike | None, classes: str | None = None,
+    backend: str | None = None, threads: int | None = None,
 ) -> tuple[nn.Module, Vocabulary]:
     """Build the model for detection with its class names.
 
     Without ``checkpoint`` the model's released AudioSet Strong weights are used (downloaded on
     first use). The class count comes from the checkpoint's head; the class names from
     ``classes``, else the checkpoint's metadata, else the class count (447 -> AudioSet).
+    ``backend`` (:data:`sedlib.deploy.backends.BACKENDS`; None: ``torch``, or ``onnxruntime``
+    for an ``.onnx`` file): the engine it runs in (a PyTorch checkpoint is exported once).
     """
+    from sedlib.deploy.backends import check_backend, runtime_model
+
+    model, vocab = _load_detector_model(name, checkpoint, classes, backend, threads)
+    if backend is not None and check_backend(backend) != "torch":
+        model = runtime_model(model, backend, vocab.names, threads=threads)
+    return model, vocab
+
+
+def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[nn.Module, Vocabulary]:
     from sedlib.models.adapters import ADAPTERS, detect_format
     from sedlib.models.checkpoints import load_into, load_state_dict
     from sedlib.models.download import download
     from sedlib.models.releases import get_release, model_to_release
     from sedlib.registry import create_model
 
-    if checkpoint is not None and str(checkpoint).endswith(".onnx"):  # runs in ONNX Runtime
-        return _onnx_detector_model(name, Path(checkpoint), classes)
+    if checkpoint is not None and str(checkpoint).endswith(".onnx"):  # runs in an engine
+        return _onnx_detector_model(name, Path(checkpoint), classes, backend or "onnxruntime", threads)
     if checkpoint is None:
         if name is None:
             raise SedlibError("give a model name or a checkpoint")
@@ -294,13 +306,13 @@ def load_detector_model(
     return model.eval(), vocab
 
 
-def _onnx_detector_model(name: str | None, path: Path, classes: str | None
-                         ) -> tuple[nn.Module, Vocabulary]:
-    """An exported file (:class:`sedlib.deploy.onnx_runtime.OnnxDetectorModel`) and its class
-    names; ``name``, when given, must be the model the file was exported from."""
-    from sedlib.deploy.onnx_runtime import OnnxDetectorModel
+def _onnx_detector_model(name: str | None, path: Path, classes: str | None, backend: str,
+                         threads: int | None) -> tuple[nn.Module, Vocabulary]:
+    """An exported file in ``backend`` (:mod:`sedlib.deploy.onnx_runtime`) and its class names;
+    ``name``, when given, must be the model the file was exported from."""
+    from sedlib.deploy.backends import open_exported
 
-    model = OnnxDetectorModel(path)
+    model = open_exported(path, backend, threads)
     if name is not None and name != model.name:
         raise SedlibError(f"{path}: exported from {model.name}, not {name}")
     vocab = (Vocabulary(model.classes, path.name) if classes is None
@@ -320,13 +332,19 @@ def detect(
     batch_size: int = 8,
     device: str | None = None,
     progress: bool = False,
+    backend: str | None = None,
 ) -> dict[str, list[Event]]:
-    """Python entry point: events per file name. Raises on the first failing file."""
+    """Python entry point: events per file name. Raises on the first failing file.
+    ``backend``: ``torch`` (default), ``onnxruntime`` or ``openvino`` (:mod:`sedlib.deploy.backends`)."""
     if isinstance(model, str):
-        model, vocab = load_detector_model(model, checkpoint, None if isinstance(classes, Vocabulary) else classes)
+        model, vocab = load_detector_model(model, checkpoint, None if isinstance(classes, Vocabulary) else classes,
+                                           backend)
     else:
+        from sedlib.deploy.backends import runtime_model
+
         vocab = resolve_vocabulary(None if isinstance(classes, Vocabulary) else classes,
-                                   model.strong_head.out_features)
+                                   getattr(model, "num_classes", None) or model.strong_head.out_features)
+        model = runtime_model(model, backend or "torch", vocab.names)
     if isinstance(classes, Vocabulary):
         vocab = classes
     detector = Detector(model, vocab, hop_seconds=hop_seconds, batch_size=batch_size,

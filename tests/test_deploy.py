@@ -12,6 +12,7 @@ from sedlib import cli
 from sedlib.deploy.onnx_export import ExportError, export_onnx
 from sedlib.deploy.onnx_runtime import OnnxDetectorModel
 from sedlib.errors import CheckpointError
+from sedlib.models.random_init import with_live_activations
 from sedlib.registry import create_model
 SHIPPED_BIGRU = "data/checkpoints/context/fmn04+bigru-104_teacher.safetensors"
 
@@ -23,7 +24,7 @@ def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
     and time: ONNX Runtime equals PyTorch within 1e-4 at the checked lengths and at a third one;
     the file names its model and classes; the model is left in its training formulation."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=3).eval()
+    model = with_live_activations(create_model(name, num_classes=3))
     path = tmp_path / "m.onnx"
     deviation = export_onnx(model, path, classes=["a", "b", "c"])
     assert set(deviation) == {401, 667} and max(deviation.values()) <= 1e-4
@@ -34,10 +35,27 @@ def test_export_reproduces_the_model_in_onnx_runtime(name, tmp_path):
     mel = torch.randn(3, 1, 128, 250)
     with torch.no_grad():
         ref = model(mel)
+    assert float(ref[0].std(0).mean()) > 0.01  # the logits depend on the input
     out = onnx_model(mel)
     assert [o.shape for o in out] == [(3, 3, 63), (3, 3)]
     for o, r in zip(out, ref):
         assert torch.allclose(o, r, atol=1e-4, rtol=0)
+
+
+def test_a_hybrid_graph_names_and_enforces_the_longest_window_it_is_exact_for(tmp_path):
+    """The doubling scan runs DOUBLING_STEPS rounds: exact for 2**11 sequence frames = 8192
+    log-mel frames (stride 4); the file says so and a longer window is refused in one line."""
+    from sedlib.deploy.onnx_export import DOUBLING_STEPS
+
+    torch.manual_seed(0)
+    model = with_live_activations(create_model("fmntiny+HYBRID:16", num_classes=3))
+    export_onnx(model, tmp_path / "h.onnx", classes=["a", "b", "c"])
+    engine = OnnxDetectorModel(tmp_path / "h.onnx", threads=1)
+    assert engine.max_mel_frames == 4 * 2**DOUBLING_STEPS == 8192
+    with pytest.raises(CheckpointError, match="8193 log-mel frames in one window; this graph is exact for up to 8192"):
+        engine(torch.zeros(1, 1, 128, 8193))
+    export_onnx(create_model("fmntiny", num_classes=3), tmp_path / "c.onnx", classes=["a", "b", "c"])
+    assert OnnxDetectorModel(tmp_path / "c.onnx").max_mel_frames is None
 
 
 def test_export_formulations_equal_the_training_paths_in_float64():
@@ -140,7 +158,7 @@ def test_engine_models_equal_pytorch_at_two_lengths(backend, tmp_path):
     from sedlib.deploy.backends import runtime_model
 
     torch.manual_seed(0)
-    model = create_model("fmntiny+TF:16", num_classes=3).eval()
+    model = with_live_activations(create_model("fmntiny+BiGRU:16", num_classes=3))
     engine = runtime_model(model, backend, ["a", "b", "c"], threads=1, cache_dir=tmp_path)
     assert engine.backend == backend and runtime_model(engine, backend, ["a", "b", "c"]) is engine
     for shape in ((1, 1, 128, 1001), (3, 1, 128, 667)):

@@ -18,6 +18,7 @@ from torch import nn
 from sedlib.errors import CheckpointError
 from sedlib.models import adapters, checkpoints, download, releases
 from sedlib.models.backbone import FrameMobileNet, clipwise_strides, make_divisible
+from sedlib.models.random_init import with_live_activations
 from sedlib.models.fuse import OneDNNLinear, optimize_for_inference, use_onednn_linears
 from sedlib.models.names import (
     SEQ_MODELS,
@@ -587,8 +588,8 @@ def test_optimize_for_inference_matches(name, backend):
 def test_optimize_for_inference_every_sequence_model(name):
     """The sequence-model/head rewrite (oneDNN linears) keeps every sequence model's outputs."""
     needs_seq(name)
-    torch.manual_seed(0)
-    model = create_model(name).eval()
+    torch.manual_seed(0)  # live activations: a fresh backbone gives the same logits for every input
+    model = with_live_activations(create_model(name))
     fast = optimize_for_inference(model, backend="eager")
     if onednn_linear_available():
         linears = [m for m in (model.seq_model, model.strong_head, model.weak_head)
@@ -644,3 +645,23 @@ def test_matches_reference_logits(name):
     assert expected["strong"].std(dim=2).mean() > 0.1  # logits vary over time: a real signal
     torch.testing.assert_close(strong, expected["strong"], rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(weak, expected["weak"], rtol=1e-9, atol=1e-9)
+
+
+def test_with_live_activations_makes_random_logits_depend_on_the_input():
+    """A fresh fmn backbone's logits are one constant for every input (activations shrink to
+    ~1e-15); after with_live_activations they spread over a batch. Weights and BN momenta are
+    kept; the global RNG is untouched."""
+    torch.manual_seed(0)
+    model = create_model("fmntiny", num_classes=4).eval()
+    x = torch.randn(3, 1, 128, 100, generator=torch.Generator().manual_seed(1))
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    with torch.no_grad():
+        before = model(x)[0].std(0).mean().item()
+    state = torch.get_rng_state()
+    with_live_activations(model)
+    assert torch.equal(torch.get_rng_state(), state) and not model.training
+    with torch.no_grad():
+        after = model(x)[0].std(0).mean().item()
+    assert before < 1e-5 < 0.05 < after
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    assert {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}

@@ -2,7 +2,9 @@
 model that detection runs in a PyTorch model's place.
 
 - :mod:`~sedlib.deploy.onnx_export`: ``export_onnx``, ``ExportError``.
-- :mod:`~sedlib.deploy.onnx_runtime`: ``OnnxDetectorModel``.
+- :mod:`~sedlib.deploy.onnx_runtime`: ``OnnxDetectorModel``, ``OpenVinoDetectorModel``.
+- :mod:`~sedlib.deploy.backends`: ``BACKENDS``, ``runtime_model`` (a model in an engine, exported
+  once into the cache), ``open_exported``.
 - :mod:`~sedlib.deploy.frontend_graph`: the log-mel front end as an exportable graph.
 - :mod:`~sedlib.deploy.quantize`: ``quantize_int8`` (ONNX Runtime static quantization).
 
@@ -17,5 +19,6 @@ from sedlib._exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "export_onnx": ".onnx_export", "ExportError": ".onnx_export", "OnnxDetectorModel": ".onnx_runtime",
-    "quantize_int8": ".quantize",
+    "quantize_int8": ".quantize", "OpenVinoDetectorModel": ".onnx_runtime", "BACKENDS": ".backends",
+    "runtime_model": ".backends", "open_exported": ".backends",
 })

@@ -60,6 +60,7 @@ class ExportedDetectorModel(nn.Module):
         self.num_classes = len(self.classes)
         self.sample_rate = int(meta.get("sample_rate", 16000))
         self.frame_seconds = float(meta.get("frame_seconds", 0.04))
+        self.max_mel_frames = int(meta["max_mel_frames"]) if "max_mel_frames" in meta else None
 
     def _open(self, threads: int | None) -> tuple[dict[str, str], list[tuple[str, object]]]:
         """Load the file into the engine; return its metadata and its inputs (name, shape)."""
@@ -75,6 +76,10 @@ class ExportedDetectorModel(nn.Module):
             raise CheckpointError(f"{self.path}: expected a waveform (B, N), got {tuple(x.shape)}")
         if not self.takes_waveform and (x.dim() != 4 or x.shape[1:3] != (1, 128)):
             raise CheckpointError(f"{self.path}: expected log-mel (B, 1, 128, T), got {tuple(x.shape)}")
+        frames = x.shape[-1] if not self.takes_waveform else x.shape[-1] // round(self.sample_rate / 100) + 1
+        if self.max_mel_frames is not None and frames > self.max_mel_frames:
+            raise CheckpointError(f"{self.path}: {frames} log-mel frames in one window; this graph is exact "
+                                  f"for up to {self.max_mel_frames} (its minGRU scan); use shorter windows")
         strong, weak = self._run(np.ascontiguousarray(x.detach().float().cpu().numpy()))
         return torch.from_numpy(np.asarray(strong)), torch.from_numpy(np.asarray(weak))
 

@@ -19,6 +19,8 @@ import torch
 
 from sedlib.deploy.onnx_export import ExportError
 
+log = logging.getLogger(__name__)
+
 #: Calibration clips by default (their log-mel sets the activation ranges).
 CALIBRATION_CLIPS = 64
 
@@ -70,7 +72,11 @@ def quantize_int8(source: str | os.PathLike, out: str | os.PathLike, *,
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         pre, q = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
-        quant_pre_process(str(source), str(pre))
+        try:
+            quant_pre_process(str(source), str(pre))
+        except Exception as err:  # its symbolic shape inference fails on some graphs (rotary attention)
+            log.debug("symbolic shape inference failed (%s); pre-processing without it", err)
+            quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
         graph = onnx.load(str(q))

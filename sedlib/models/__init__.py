@@ -8,6 +8,8 @@ their assembly, the name grammar, checkpoints and the inference fast path.
   :mod:`~sedlib.models.adapters` (one key adapter per foreign format),
   :mod:`~sedlib.models.checkpoints` (safe reading, strict loading).
 - :mod:`~sedlib.models.fuse`, :mod:`~sedlib.models.gru_infer`: ``optimize_for_inference``.
+- :mod:`~sedlib.models.random_init`: ``with_live_activations`` (random weights whose logits
+  depend on the input, for comparing implementations).
 
 May import: ``sedlib.config``, ``sedlib.errors``.
 """
@@ -19,5 +21,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "load_checkpoint": ".checkpoints", "load_state_dict": ".checkpoints",
     "save_state_dict": ".checkpoints", "RELEASES": ".releases", "get_release": ".releases",
     "parse_name": ".names", "format_name": ".names",
-    "list_models": ".names", "ModelConfig": ".names",
+    "list_models": ".names", "ModelConfig": ".names", "with_live_activations": ".random_init",
 })

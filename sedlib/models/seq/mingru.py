@@ -57,8 +57,9 @@ def heinsen_scan_log(log_coeffs: Tensor, log_values: Tensor) -> Tensor:
     return log_h.exp()
 
 
-#: Doubling steps of :func:`doubling_scan`: exact for sequences of up to 2**16 frames (43 min
-#: at 40 ms; detection windows are 10 s).
+#: Doubling steps of :func:`doubling_scan` by default: exact for sequences of up to 2**16 frames
+#: (43 min at 40 ms). Each step costs as much at any length, so an export uses fewer
+#: (:data:`sedlib.deploy.onnx_export.DOUBLING_STEPS`) and records the longest input it is exact for.
 DOUBLING_STEPS = 16
 
 
@@ -95,6 +96,8 @@ class MinGRU(nn.Module):
     #: "log": Heinsen's log-space scan (training and PyTorch inference); "doubling":
     #: :func:`doubling_scan`, the same function in ONNX operators (set during export).
     scan: str = "log"
+    #: rounds of the doubling scan (2**scan_steps frames at most)
+    scan_steps: int = DOUBLING_STEPS
 
     def __init__(self, dim: int, dim_inner: int | None = None, proj_out: bool = False):
         super().__init__()
@@ -143,8 +146,8 @@ class MinGRU(nn.Module):
             if prev_hidden is not None:  # h_0 as an extra first step with coefficient 1
                 values = torch.cat([prev_hidden.unsqueeze(1), values], dim=1)  # (B, T+1, D_inner)
                 coeffs = F.pad(coeffs, (0, 0, 1, 0), value=1.0)
-                return doubling_scan(coeffs, values)[:, 1:]
-            return doubling_scan(coeffs, values)
+                return doubling_scan(coeffs, values, self.scan_steps)[:, 1:]
+            return doubling_scan(coeffs, values, self.scan_steps)
         # log(1 - z) = log sigmoid(-gate) = -softplus(gate); log z = -softplus(-gate).
         log_coeffs = -F.softplus(gate)  # (B, T, D_inner)
         log_values = -F.softplus(-gate) + log_g(hidden)  # (B, T, D_inner) log(z * h~)

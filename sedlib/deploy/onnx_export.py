@@ -42,8 +42,9 @@ OPSET = 18
 TOLERANCE = 1e-4
 #: The same for a graph with the front end in it, against MelFrontend + the model.
 FRONTEND_TOLERANCE = 1e-3
-#: Log-mel frames of the traced example (4 s) and of the second checked length (6.66 s).
-TRACE_FRAMES, CHECK_FRAMES = 401, 667
+#: Log-mel frames of the traced example (4 s) and of the other checked lengths (6.66 s, 10 s).
+TRACE_FRAMES, CHECK_FRAMES, CLIP_FRAMES = 401, 667, 1001
+CHECKED_FRAMES = (TRACE_FRAMES, CHECK_FRAMES, CLIP_FRAMES)
 #: Rounds of the minGRU's doubling scan in an exported graph: exact for 2**11 = 2048 sequence
 #: frames (82 s windows at 40 ms; detection and streaming use 10 s). Every round costs the same
 #: at any length: 16 rounds (43 min) ran fmn10+HYBRID:128 at 47 clips/s, 11 at ~70 (measured).
@@ -130,20 +131,20 @@ def max_deviation(reference, session, x: torch.Tensor, input_name: str = "mel") 
 
 
 def _check_inputs(with_frontend: bool, hop: int) -> dict[int, torch.Tensor]:
-    """Verification inputs at :data:`TRACE_FRAMES` and :data:`CHECK_FRAMES` log-mel frames:
+    """Verification inputs at each of :data:`CHECKED_FRAMES` log-mel frames:
     random log-mel, or random noise at -26 dBFS (waveform graphs), fixed seeds; keyed by frames."""
     gen = torch.Generator().manual_seed(0)
     if with_frontend:
-        return {f: 0.05 * torch.randn(2, (f - 1) * hop + 1, generator=gen) for f in (TRACE_FRAMES, CHECK_FRAMES)}
-    return {f: torch.randn(2, 1, 128, f, generator=gen) for f in (TRACE_FRAMES, CHECK_FRAMES)}
+        return {f: 0.05 * torch.randn(2, (f - 1) * hop + 1, generator=gen) for f in CHECKED_FRAMES}
+    return {f: torch.randn(2, 1, 128, f, generator=gen) for f in CHECKED_FRAMES}
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: Sequence[str],
                 sample_rate: int = 16_000, frame_seconds: float = 0.04, opset: int = OPSET,
                 tolerance: float | None = None, with_frontend: bool = False) -> dict[int, float]:
     """Write ``model`` (eval mode, float32, CPU) to ``path`` as ONNX with its metadata, after
-    checking the exported graph in ONNX Runtime at :data:`TRACE_FRAMES` and
-    :data:`CHECK_FRAMES` frames. Returns the deviation at each length (``{frames: max |diff|}``).
+    checking the exported graph in ONNX Runtime at :data:`CHECKED_FRAMES` (4 s, the traced
+    length; 6.66 s; 10 s). Returns the deviation at each length (``{frames: max |diff|}``).
     The file appears atomically (:func:`sedlib.atomic.atomic_write`); on any failure no file is left.
 
     ``with_frontend``: the graph takes the 16 kHz waveform ``waveform`` (B, N) and computes the

@@ -288,6 +288,9 @@ def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[n
         fmt, path = release.format, download(release.name)
         name = name or release.model
     meta = checkpoint_metadata(path)
+    if name is not None and meta.get("model") and _canonical(meta["model"]) != _canonical(name):
+        raise SedlibError(f"{path}: a checkpoint of {meta['model']}, not {name} (drop --model, or give "
+                          f"the checkpoint of {name})")
     name = meta.get("model") or name
     if name is None:
         raise SedlibError(f"{path}: the checkpoint does not name its model; pass --model")
@@ -306,6 +309,15 @@ def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[n
     return model.eval(), vocab
 
 
+def _canonical(name: str) -> str:
+    from sedlib.models.names import format_name, parse_name
+
+    try:
+        return format_name(parse_name(name))
+    except ValueError:
+        return name
+
+
 def _onnx_detector_model(name: str | None, path: Path, classes: str | None, backend: str,
                          threads: int | None) -> tuple[nn.Module, Vocabulary]:
     """An exported file in ``backend`` (:mod:`sedlib.deploy.onnx_runtime`) and its class names;
@@ -313,7 +325,7 @@ def _onnx_detector_model(name: str | None, path: Path, classes: str | None, back
     from sedlib.deploy.backends import open_exported
 
     model = open_exported(path, backend, threads)
-    if name is not None and name != model.name:
+    if name is not None and _canonical(name) != _canonical(model.name):
         raise SedlibError(f"{path}: exported from {model.name}, not {name}")
     vocab = (Vocabulary(model.classes, path.name) if classes is None
              else resolve_vocabulary(classes, model.num_classes))

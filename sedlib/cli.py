@@ -17,8 +17,8 @@ from typing import Sequence
 from sedlib.errors import SedlibError
 
 # Adding a subcommand = adding its module name here (and the module).
-COMMANDS: tuple[str, ...] = ("synth", "train", "distill", "detect", "stream", "export", "eval", "profile", "study",
-                             "cache", "demo")
+COMMANDS: tuple[str, ...] = ("synth", "mix", "train", "distill", "detect", "stream", "export", "eval",
+                             "profile", "study", "cache", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

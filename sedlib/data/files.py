@@ -176,14 +176,18 @@ def _labelled_source(label_file: Path, audio_dir: Path, *, strong: bool,
 
 def folder_source(root: str | os.PathLike, *, vocab: Vocabulary | None = None,
                   **kwargs: Any) -> FileSource:
-    """A folder in the DESED layout written by ``sedlib synth``: ``audio/``, ``strong.tsv`` (or
-    only ``weak.tsv``), optional ``durations.tsv``."""
+    """A folder in the DESED layout written by ``sedlib synth`` or ``sedlib mix``: ``audio/``,
+    ``strong.tsv`` (or only ``weak.tsv``), optional ``durations.tsv`` and ``classes.txt`` (one
+    class per line: the vocabulary, else a known one that holds every label)."""
     root = Path(root)
     strong, weak = root / "strong.tsv", root / "weak.tsv"
     if not (root / "audio").is_dir() or not (strong.is_file() or weak.is_file()):
         raise FormatError(f"{root}: expected the DESED layout: {root}/audio/ with the clips, "
                           f"{root}/strong.tsv (or weak.tsv) and optionally durations.tsv")
     durations = root / "durations.tsv"
+    classes = root / "classes.txt"  # written by sedlib mix: your own classes
+    if vocab is None and classes.is_file():
+        vocab = Vocabulary([ln.strip() for ln in classes.read_text().splitlines() if ln.strip()], root.name)
     return _labelled_source(strong if strong.is_file() else weak, root / "audio",
                             strong=strong.is_file(),
                             durations_file=durations if durations.is_file() else None,

@@ -39,7 +39,7 @@ from sedlib.errors import AudioError, FormatError
 from sedlib.progress import tqdm
 
 logger = logging.getLogger(__name__)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif")
 ON_ERROR = ("raise", "skip")
 DEFAULT_SYNTH_LENGTH = {"train": 2000, "validation": 250, "eval": 250}
 

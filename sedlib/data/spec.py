@@ -16,6 +16,10 @@ required fields come first, optional ones last; a label file precedes its audio 
                                       whichever holds every label
     desed:STRONG_TSV:AUDIO_DIR[:DURATIONS_TSV]
                                       real DESED strong labels + audio folder (10 classes)
+    audacity:DIR                      your recordings, each with its Audacity label track
+                                      <stem>.txt beside it; classes = the labels found
+                                      (sedlib.data.user_labels)
+    classfolders:DIR                  clip-level labels: DIR/<class>/<clip> (weak)
     audioset-strong:TSV:AUDIO_DIR[:DURATIONS]
                                       Google's strong TSV + a folder of Y<ytid>.<audio ext>
                                       (447 classes, AudioSet protocol: sedlib.data.audioset)
@@ -68,6 +72,8 @@ SPEC_FORMS = (
     "synth[:N[:SEED[:world=W,miss=R,confuse=R,jitter=MS]]]",
     "DIR | folder:DIR",
     "desed:STRONG_TSV:AUDIO_DIR[:DURATIONS_TSV]",
+    "audacity:DIR",
+    "classfolders:DIR",
     "audioset-strong:TSV:AUDIO_DIR[:DURATIONS]",
     "audioset-hdf5:FILE.hdf[:STRONG_TSV[:DURATIONS]]",
     "audioset-weak:FILE.hdf | audioset-weak:WEAK_TSV:AUDIO_DIR",
@@ -75,7 +81,8 @@ SPEC_FORMS = (
 
 
 #: kind -> (fewest, most) fields after the kind
-_KINDS = {"synth": (0, 3), "folder": (1, 1), "desed": (2, 3), "audioset-strong": (2, 3),
+_KINDS = {"synth": (0, 3), "folder": (1, 1), "audacity": (1, 1), "classfolders": (1, 1),
+          "desed": (2, 3), "audioset-strong": (2, 3),
           "audioset-hdf5": (1, 3), "audioset-weak": (1, 2)}
 
 
@@ -204,6 +211,11 @@ def open_source(spec: str, *, split: str = "train", audio_config: AudioConfig | 
     common.update(vocab=vocab, length=length)
     if kind == "folder":
         return folder_source(_existing(spec, fields[0], "DIR", True), **common)
+    if kind in ("audacity", "classfolders"):
+        from sedlib.data.user_labels import audacity_source, class_folders_source
+
+        opener = audacity_source if kind == "audacity" else class_folders_source
+        return opener(_existing(spec, fields[0], "DIR", True), **common)
     if kind == "desed":
         durations = _existing(spec, fields[2], "DURATIONS_TSV", False) if len(fields) > 2 else None
         return desed_source(_existing(spec, fields[0], "STRONG_TSV", False),

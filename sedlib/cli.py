@@ -17,7 +17,7 @@ from typing import Sequence
 from sedlib.errors import SedlibError
 
 # Adding a subcommand = adding its module name here (and the module).
-COMMANDS: tuple[str, ...] = ("synth", "mix", "train", "distill", "detect", "stream", "export", "eval",
+COMMANDS: tuple[str, ...] = ("synth", "mix", "train", "finetune", "distill", "detect", "stream", "export", "eval",
                              "profile", "study", "cache", "demo")
 
 

@@ -131,6 +131,16 @@ class ClipSource(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def keep_only(self, names: Iterable[str]) -> "ClipSource":
+        """Restrict the source to these clips, in this order (to split a source by file);
+        returns it."""
+        names = list(names)
+        unknown = sorted(set(names) - set(self.filenames))
+        if unknown or not names:
+            raise ValueError(f"{self.name}: cannot keep {unknown[:3] or 'no clips'}: not clips of this source")
+        self.filenames, self._kept_gt = names, None
+        return self
+
     def crop_rng(self, index: int) -> np.random.Generator:
         key = (CROP_SALT, self.epoch, int(index))
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))

@@ -30,6 +30,7 @@ from sedlib.config import AudioConfig
 from sedlib.data.labels import Event, Vocabulary
 from sedlib.errors import SedlibError
 from sedlib.evaluate.postprocess import FrameScores, scores_to_events
+from sedlib.models.checkpoints import checkpoint_metadata  # noqa: F401 - also importable from here
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +228,6 @@ def resolve_vocabulary(spec: str | None, num_classes: int) -> Vocabulary:
     if len(vocab) != num_classes:
         raise SedlibError(f"vocabulary {vocab.name!r} has {len(vocab)} classes, the model {num_classes}")
     return vocab
-
-
-def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The string metadata of a ``.safetensors`` file (sedlib training writes ``model`` and
-    ``classes`` (a JSON list)); empty for other files."""
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.is_file():
-        return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
 
 
 def load_detector_model(

@@ -231,3 +231,15 @@ def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike, *, fmt: str
     report.ignored = ignored + report.ignored
     log.info("%s -> %s: %s", checkpoint, getattr(model, "name", "model"), report)
     return report
+
+
+def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file (sedlib training writes ``model`` and
+    ``classes`` (a JSON list)); empty for other files."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})

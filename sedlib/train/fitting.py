@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -48,7 +48,8 @@ def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
         max_steps: int | None = None, init: str | os.PathLike | None = None,
         checkpoint_every: int = 500, val_every: int | None = None, log_every: int = 10,
         validate_at_start: bool = False, progress: bool = True, recalibrate_bn: int = 0,
-        run_info: Mapping[str, Any] | None = None, cache_clips: bool = True) -> RunResult:
+        run_info: Mapping[str, Any] | None = None, cache_clips: bool = True,
+        pos_weight: Sequence[float] | None = None, keep_best: bool = False) -> RunResult:
     """Train ``model`` (a name for :func:`sedlib.registry.create_model`, or a built
     :class:`~sedlib.models.sed.SEDModel`) on ``train_data`` and write the run to ``out_dir``.
     Returns a :class:`RunResult` (the trained model in eval mode). Under ``torchrun`` every rank
@@ -79,6 +80,9 @@ def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
         cache_clips: serve fixed-audio sources (the embedded synthetic set) from the clip cache
             (:func:`sedlib.data.clip_cache.cached`; built on first use, after the model is made,
             items equal bit for bit).
+        pos_weight: per-class weight of positive frames in the supervised BCE (None: plain).
+        keep_best: keep the weights of the best validation PSDS1 macro (``best.safetensors``);
+            ``model.safetensors`` and the returned model are then those weights.
     """
     trainer = Trainer(model, train_data, out_dir=Path(out_dir),
                       cfg=train_config or TrainConfig(), dcfg=distill_config,
@@ -86,7 +90,8 @@ def fit(model: str | nn.Module, train_data: torch.utils.data.Dataset, *,
                       device=device, resume=resume, max_steps=max_steps, init=init,
                       checkpoint_every=checkpoint_every, val_every=val_every, log_every=log_every,
                       progress=progress, recalibrate_bn=recalibrate_bn,
-                      run_info=dict(run_info or {}), cache_clips=cache_clips)
+                      run_info=dict(run_info or {}), cache_clips=cache_clips, pos_weight=pos_weight,
+                      keep_best=keep_best)
     try:
         return trainer.run(validate_at_start=validate_at_start)
     finally:

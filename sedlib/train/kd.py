@@ -10,8 +10,10 @@ from torch import Tensor
 
 
 def kd_terms(strong_logits: Tensor, hard_labels: Tensor,
-             teacher_probs: Tensor | None) -> tuple[Tensor, Tensor | None]:
+             teacher_probs: Tensor | None, pos_weight: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """(supervised BCE, distillation BCE or None), both mean-reduced over every element.
+    ``pos_weight`` (K, 1): weight of the positive frames per class in the supervised term (rare
+    classes in your own data; None: the plain BCE).
 
     Computed in float32 at least (float16/bfloat16 logits are promoted, as autocast does for
     ``binary_cross_entropy_with_logits``), float64 stays float64.
@@ -24,7 +26,8 @@ def kd_terms(strong_logits: Tensor, hard_labels: Tensor,
                          f"match logits {tuple(strong_logits.shape)}")
     dtype = torch.promote_types(strong_logits.dtype, torch.float32)
     logits = strong_logits.to(dtype)
-    supervised = F.binary_cross_entropy_with_logits(logits, hard_labels.to(dtype))
+    weight = None if pos_weight is None else pos_weight.to(device=logits.device, dtype=dtype)
+    supervised = F.binary_cross_entropy_with_logits(logits, hard_labels.to(dtype), pos_weight=weight)
     if teacher_probs is None:
         return supervised, None
     return supervised, F.binary_cross_entropy_with_logits(logits, teacher_probs.to(dtype))

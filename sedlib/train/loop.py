@@ -12,7 +12,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -59,13 +59,16 @@ class Trainer:
                  weak_data: torch.utils.data.Dataset | None, audio: AudioConfig, device: str,
                  resume: bool, max_steps: int | None, init: str | os.PathLike | None,
                  checkpoint_every: int, val_every: int | None, log_every: int, progress: bool,
-                 recalibrate_bn: int, run_info: dict[str, Any], cache_clips: bool = True) -> None:
+                 recalibrate_bn: int, run_info: dict[str, Any], cache_clips: bool = True,
+                 pos_weight: Sequence[float] | None = None, keep_best: bool = False) -> None:
         for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every),
                             ("val_every", val_every or 1), ("max_steps", max_steps or 1),
                             ("recalibrate_bn", recalibrate_bn + 1)):
             if not isinstance(value, int) or value <= 0:
                 raise SedlibError(f"{name} must be a positive integer, got {value!r}")
         self.cfg, self.dcfg, self.audio, self.run_dir = cfg, dcfg or DistillConfig(0.0), audio, out_dir
+        self.keep_best = keep_best
+        self._pos_weight = None if pos_weight is None else torch.tensor(list(pos_weight))[:, None]  # (K, 1)
         self.val_data, self.progress, self.metrics = val_data, progress, None
         self.checkpoint_every, self.val_every, self.log_every = checkpoint_every, val_every, log_every
         self.dist = runs.Distributed(device)
@@ -272,11 +275,18 @@ class Trainer:
         restore_layout(self.model, self._layout)
         for name, p in self.model.named_parameters():
             p.requires_grad_(self._flags[name])
-        weights = None
+        weights, extra = None, {"step": str(self.step)}
+        best = self.run_dir / runs.BEST_WEIGHTS
+        if self.keep_best and best.is_file():  # every rank: the returned model is the best one
+            from sedlib.models.checkpoints import load_state_dict
+
+            self.model.load_state_dict(load_state_dict(best))
+            extra = {**runs.weights_metadata(best), "selected": "best validation PSDS1 macro"}
+            extra = {k: v for k, v in extra.items() if k in ("step", "psds1_macro", "selected")}
         if self.rank == 0:
             weights = runs.save_weights(self.model, self.run_dir / runs.WEIGHTS,
                                         model_name=self.model_name, classes=self.vocab.names,
-                                        extra={"step": str(self.step)})
+                                        extra=extra)
         return RunResult(self.run_dir, self.model.eval(), self.step, self.epoch,
                          list(self.validations), weights)
 
@@ -330,7 +340,7 @@ class Trainer:
         with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             logits = self.net(*mels)  # (B, K, T) per batch
-        supervised, kd = kd_terms(logits[0], targets, pseudo)
+        supervised, kd = kd_terms(logits[0], targets, pseudo, pos_weight=self._pos_weight)
         w = d.kd_weight
         kd_weak = None
         if self.use_weak:
@@ -408,6 +418,11 @@ class Trainer:
             self.metrics.write(record)
             log.info("step %d: PSDS1 %.4f, PSDS1 macro %.4f", self.step, record["psds1"],
                      record["psds1_macro"])
+            best = max((v["psds1_macro"] for v in self.validations if v), default=-1.0)
+            if self.keep_best and record["psds1_macro"] > best:  # the weights of the best validation
+                runs.save_weights(self.model, self.run_dir / runs.BEST_WEIGHTS, model_name=self.model_name,
+                                  classes=self.vocab.names, extra={"step": str(self.step),
+                                                                   "psds1_macro": f"{record['psds1_macro']:.6f}"})
         self.validations.append(self.dist.broadcast(record))
         set_train_mode(self.model, freeze_backbone=self.cfg.freeze_backbone)
         self.frontend.train()

@@ -41,6 +41,8 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
+#: the weights of the best validation (PSDS1 macro) when a run keeps the best (sedlib finetune)
+BEST_WEIGHTS = "best.safetensors"
 CHECKPOINT_FORMAT = "sedlib-train-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -72,6 +74,13 @@ def load_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint version {state.get('version')}, this sedlib "
                               f"reads version {CHECKPOINT_VERSION}")
     return state
+
+
+def weights_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata :func:`save_weights` wrote (``model``, ``classes``, ``step``, ...)."""
+    from sedlib.models.checkpoints import checkpoint_metadata
+
+    return checkpoint_metadata(path)
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str,

@@ -96,3 +96,21 @@ def test_split_by_file_and_positive_weights(recordings):
 
     bell = sum(e.offset - e.onset for evs in truth.values() for e in merge_overlapping(evs) if e.label == "bell")
     assert weights[0] == pytest.approx(min(10.0, (60.0 - bell) / bell), rel=1e-6)
+
+
+def test_the_same_seed_gives_the_same_weights_and_scratch_needs_a_model(recordings, tmp_path):
+    """New heads and a scratch model are drawn from the seed, whatever the global RNG did."""
+    from safetensors.torch import load_file
+
+    from sedlib.errors import SedlibError
+    from sedlib.train.finetune import finetune
+
+    runs = []
+    for i in range(2):
+        torch.manual_seed(100 + i)  # a different global RNG state each time
+        finetune("scratch", f"audacity:{recordings}", tmp_path / f"r{i}", steps=2, batch_size=2, validations=1,
+                 seed=3, model_name="fmntiny+TF:16", clip_seconds=2.0, progress=False)
+        runs.append(load_file(tmp_path / f"r{i}" / "model.safetensors"))
+    assert runs[0].keys() == runs[1].keys() and all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    with pytest.raises(SedlibError, match="--init scratch needs --model"):
+        transfer_model("scratch", 2)

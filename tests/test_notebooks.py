@@ -119,6 +119,9 @@ OUTPUTS = {
     "04_distillation_ablation": ["04_table1.md", "04_distillation_ablation.md"],
     "05_weak_distillation": ["05_weak_distillation.md"],
     "06_listen": ["06_listen_piano_roll.html", "06_listen_piano_roll.png"],
+    "07_your_own_classes": ["07_your_own_classes.md", "07_recordings.md", "07_per_class.html", "07_per_class.png",
+                            "07_held_out_piano_roll.html", "07_held_out_piano_roll.png",
+                            "07_unmixed_detections.md"],
 }
 
 

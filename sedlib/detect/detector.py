@@ -343,8 +343,8 @@ def detect(
     else:
         from sedlib.deploy.backends import runtime_model
 
-        vocab = resolve_vocabulary(None if isinstance(classes, Vocabulary) else classes,
-                                   getattr(model, "num_classes", None) or model.strong_head.out_features)
+        k = getattr(model, "num_classes", None) or model.strong_head.out_features
+        vocab = classes if isinstance(classes, Vocabulary) else resolve_vocabulary(classes, k)
         model = runtime_model(model, backend or "torch", vocab.names)
     if isinstance(classes, Vocabulary):
         vocab = classes

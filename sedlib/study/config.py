@@ -136,6 +136,9 @@ NOTEBOOK_PARAMETERS: tuple[str, ...] = (
     "curve_steps",  # 02: step budgets of the learning curve (the profile's `steps` among them)
     "freeze_options",  # 04: backbone frozen (True) and/or fine-tuned (False) rows of Table I
     "longer_training",  # 05: also the paper's "2x training" row (continues each + weak run)
+    "own_init",  # 07: the checkpoint fine-tuned on the real recordings' classes
+    "own_model",  # 07: the model the from-scratch baseline builds
+    "own_clips",  # 07: soundscapes mixed for training, validation and evaluation
 )
 
 

@@ -49,13 +49,18 @@ class FinetuneResult:
 
 def transfer_model(init: str | os.PathLike, num_classes: int, *, name: str | None = None) -> nn.Module:
     """Model ``name`` (default: the checkpoint's) with fresh heads for ``num_classes``; every
-    other weight from ``init`` (a file or a release name, downloaded on first use)."""
+    other weight from ``init`` (a file or a release name, downloaded on first use). ``init``
+    ``"scratch"``: model ``name`` with random weights (the baseline a fine-tuning must beat)."""
     from sedlib.models.adapters import ADAPTERS, detect_format
     from sedlib.models.checkpoints import checkpoint_metadata, load_into, load_state_dict
     from sedlib.models.download import download
     from sedlib.models.releases import get_release
     from sedlib.registry import create_model
 
+    if str(init) == "scratch":
+        if name is None:
+            raise SedlibError("--init scratch needs --model (the model to build)")
+        return create_model(name, num_classes=num_classes)
     path, fmt = Path(init), None
     if not path.is_file():
         try:
@@ -95,7 +100,8 @@ def split_by_file(train, val, fraction: float, seed: int = 0) -> tuple[Any, Any]
 
 def positive_weights(source, cap: float = MAX_POS_WEIGHT) -> list[float]:
     """Per class ``(1 - p) / p`` capped to [1, cap], ``p`` the class's share of the labelled
-    time of ``source`` (merged events over durations). A class without events is refused."""
+    time of ``source`` (merged events over durations); 1 (and a warning) for a class without
+    training events."""
     truth, durations = source.ground_truth, source.durations
     total = sum(durations.values())
     seconds = dict.fromkeys(source.vocab.names, 0.0)
@@ -104,36 +110,43 @@ def positive_weights(source, cap: float = MAX_POS_WEIGHT) -> list[float]:
             seconds[e.label] += e.offset - e.onset
     empty = [c for c, s in seconds.items() if s <= 0]
     if empty:
-        raise SedlibError(f"no training events of {empty[:5]} (after the validation split); label some or "
-                          f"drop the class")
-    return [float(min(cap, max(1.0, (total - s) / s))) for s in seconds.values()]
+        log.warning("no training events of %s (after the validation split): the model cannot learn %s",
+                    empty[:5], "them" if len(empty) > 1 else "it")
+    return [float(min(cap, max(1.0, (total - s) / s))) if s > 0 else 1.0 for s in seconds.values()]
 
 
 def finetune(init: str | os.PathLike, data: str, out_dir: str | os.PathLike, *, steps: int = 300,
              val_fraction: float = 0.2, val_data: str | None = None, freeze_steps: int = 0,
              validations: int = 5, batch_size: int = 16, lr: float = 1e-3, seed: int = 0,
              model_name: str | None = None, vocab: Vocabulary | None = None, balance: bool = True,
-             device: str = "cpu", progress: bool = True) -> FinetuneResult:
+             clip_seconds: float = 10.0, device: str = "cpu", progress: bool = True) -> FinetuneResult:
     """Fine-tune ``init`` on ``data`` (a ``--data`` spec with strong labels) into ``out_dir``
     (module doc). Returns the best model and its validation record."""
+    from sedlib.config import AudioConfig
     from sedlib.data.spec import open_source
     from sedlib.train.config import PRESETS
     from sedlib.train.fitting import fit
 
-    train = open_source(data, split="train", vocab=vocab, seed=seed)
+    audio = AudioConfig(clip_seconds=clip_seconds)
+    train = open_source(data, split="train", vocab=vocab, seed=seed, audio_config=audio)
     if not train.has_strong:
         raise SedlibError(f"{data}: fine-tuning needs strong (time-stamped) labels")
     if val_data is not None:
-        val = open_source(val_data, split="validation", vocab=train.vocab)
+        val = open_source(val_data, split="validation", vocab=train.vocab, audio_config=audio)
     else:
-        train, val = split_by_file(train, open_source(data, split="validation", vocab=train.vocab),
-                                   val_fraction, seed)
+        train, val = split_by_file(train, open_source(data, split="validation", vocab=train.vocab,
+                                                      audio_config=audio), val_fraction, seed)
     pos_weight = positive_weights(train) if balance else None
-    model = transfer_model(init, len(train.vocab), name=model_name)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # new heads (and a scratch model) drawn from the seed
+        torch.manual_seed(seed)
+        model = transfer_model(init, len(train.vocab), name=model_name)
     out = Path(out_dir)
     cfg = replace(PRESETS["quick"], batch_size=batch_size, max_lr=lr, seed=seed,
                   warmup_steps=max(1, min(64, steps // 10)), num_workers=0)
     common = dict(val_data=val, device=device, progress=progress, recalibrate_bn=4, pos_weight=pos_weight,
+                  audio_config=audio,
                   run_info={"data": data, "val_data": val_data, "init": str(init), "finetune": True,
                             "pos_weight": pos_weight})
     if freeze_steps:
@@ -154,3 +167,23 @@ def per_class_table(best: dict[str, Any]) -> str:
     lines = [f"{'class':<{width}}  PSDS1"] + [f"{c:<{width}}  {v:.3f}" for c, v in rows]
     lines.append(f"{'macro':<{width}}  {best['psds1_macro']:.3f}   (step {best['step']}, PSDS1 {best['psds1']:.3f})")
     return "\n".join(lines)
+
+
+def evaluate_model(model: nn.Module, data: str, vocab: Vocabulary, *, clip_seconds: float = 10.0,
+                   folds: int = 5, batch_size: int = 16) -> dict[str, Any]:
+    """PSDS1, PSDS1 macro (with ``folds`` eval folds for the intervals) and PSDS1 per class of
+    ``model`` on the strong-labelled ``data`` (:func:`sedlib.train.data.psds_of`)."""
+    import torch
+
+    from sedlib.audio.frontend import MelFrontend
+    from sedlib.config import AudioConfig
+    from sedlib.data.spec import open_source
+    from sedlib.train.data import psds_of, validation_scores
+
+    audio = AudioConfig(clip_seconds=clip_seconds)
+    dataset = open_source(data, split="eval", vocab=vocab, audio_config=audio)
+    model = model.eval()
+    with torch.inference_mode():
+        scores, _, _ = validation_scores(model, MelFrontend(audio).eval(), dataset, device=torch.device("cpu"),
+                                         batch_size=batch_size)
+    return psds_of(scores, dataset, vocab, audio, folds=folds)

@@ -114,3 +114,21 @@ def test_the_same_seed_gives_the_same_weights_and_scratch_needs_a_model(recordin
     assert runs[0].keys() == runs[1].keys() and all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     with pytest.raises(SedlibError, match="--init scratch needs --model"):
         transfer_model("scratch", 2)
+
+
+def test_freeze_steps_train_the_heads_first(recordings, tmp_path, capsys):
+    """--freeze-steps: a first run with the backbone frozen (its weights unchanged there), then
+    the whole model from its weights."""
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    assert cli.main(["finetune", "--init", "scratch", "--model", "fmntiny+TF:16", "--data", f"audacity:{recordings}",
+                     "--out", str(run), "--steps", "2", "--freeze-steps", "2", "--batch-size", "2",
+                     "--validations", "1", "--no-progress"]) == 0
+    frozen, final = load_file(run / "frozen" / "model.safetensors"), load_file(run / "model.safetensors")
+    torch.manual_seed(0)
+    fresh = transfer_model("scratch", 2, name="fmntiny+TF:16")
+    assert "bell" in capsys.readouterr().out
+    stem = "model.fmn.features.0.0.weight"
+    assert stem in frozen and stem in final and not torch.equal(frozen[stem], final[stem])
+    assert torch.equal(fresh.state_dict()[stem], frozen[stem])  # frozen in the first run

@@ -72,6 +72,12 @@ def test_a_malformed_label_file_trains_nothing(recordings, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad / 'take1.txt'}:2: expected a number of seconds for start" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    (bad / "take1.txt").write_text("1.0\t2.0\tbuzz\n")
+    (tmp_path / "classes.txt").write_text("bell\n")
+    assert cli.main(["finetune", "--init", SHIPPED, "--data", f"audacity:{bad}", "--out", str(tmp_path / "run"),
+                     "--classes", str(tmp_path / "classes.txt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad / 'take1.txt'}:1: unknown class 'buzz'" in err and not (tmp_path / "run").exists()
 
 
 def test_heads_are_new_even_when_the_class_count_matches():

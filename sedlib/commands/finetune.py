@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       "sedlib mix, desed:..., (sedlib.data.spec grammar)")
     a("--out", required=True, metavar="RUN_DIR", help="run directory (model.safetensors: the best weights)")
     a("--model", help="model name if the checkpoint does not carry it")
+    a("--classes", metavar="FILE", help="class names, one per line (default: the labels found, sorted); "
+      "a label not in it is refused")
     a("--steps", type=positive_int, default=300, help="optimiser steps (300)")
     a("--val-split", type=float, default=0.2, help="fraction of the recordings held out for validation (0.2)")
     a("--val-data", metavar="SOURCE", help="validation data instead of a split (e.g. mixtures of held-out sounds)")
@@ -44,10 +46,21 @@ def run(args: argparse.Namespace) -> int:
 
     if args.freeze_steps < 0:
         raise SedlibError(f"--freeze-steps must be >= 0, got {args.freeze_steps}")
+    vocab = None
+    if args.classes:
+        from pathlib import Path
+
+        from sedlib.data.labels import Vocabulary
+
+        path = Path(args.classes)
+        if not path.is_file():
+            raise SedlibError(f"--classes {path}: no such file")
+        vocab = Vocabulary([ln.strip() for ln in path.read_text().splitlines() if ln.strip()], path.name)
     result = finetune(args.init, args.data, args.out, steps=args.steps, val_fraction=args.val_split,
                       val_data=args.val_data, freeze_steps=args.freeze_steps, validations=args.validations,
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, model_name=args.model,
-                      balance=not args.no_balance, device=args.device, progress=not args.no_progress)
+                      balance=not args.no_balance, vocab=vocab, device=args.device,
+                      progress=not args.no_progress)
     print(per_class_table(result.best))
     print(f"{result.run_dir}/model.safetensors: {len(result.vocab)} classes ({', '.join(result.vocab.names)}); "
           f"sedlib detect --checkpoint {result.run_dir}/model.safetensors FILE")

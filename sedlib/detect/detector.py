@@ -251,10 +251,8 @@ def load_detector_model(
 
 
 def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[nn.Module, Vocabulary]:
-    from sedlib.models.adapters import ADAPTERS, detect_format
-    from sedlib.models.checkpoints import load_into, load_state_dict
-    from sedlib.models.download import download
-    from sedlib.models.releases import get_release, model_to_release
+    from sedlib.models.checkpoints import load_into, read_checkpoint
+    from sedlib.models.releases import model_to_release
     from sedlib.registry import create_model
 
     if checkpoint is not None and str(checkpoint).endswith(".onnx"):  # runs in an engine
@@ -266,25 +264,7 @@ def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[n
             checkpoint = model_to_release(name)
         except ValueError as err:
             raise SedlibError(f"no released checkpoint for {name!r} ({err}); pass --checkpoint") from None
-    path = Path(checkpoint)
-    if path.is_file():
-        fmt = None
-    else:
-        try:
-            release = get_release(str(checkpoint))
-        except ValueError:
-            raise SedlibError(f"checkpoint {checkpoint!s} is neither a file nor a release name") from None
-        fmt, path = release.format, download(release.name)
-        name = name or release.model
-    meta = checkpoint_metadata(path)
-    if name is not None and meta.get("model") and _canonical(meta["model"]) != _canonical(name):
-        raise SedlibError(f"{path}: a checkpoint of {meta['model']}, not {name} (drop --model, or give "
-                          f"the checkpoint of {name})")
-    name = meta.get("model") or name
-    if name is None:
-        raise SedlibError(f"{path}: the checkpoint does not name its model; pass --model")
-    sd = load_state_dict(path)
-    sd, _ = ADAPTERS[fmt or detect_format(sd)](sd)
+    name, sd, meta, path = read_checkpoint(checkpoint, name)
     head = sd.get("strong_head.weight")
     num_classes = int(head.shape[0]) if head is not None else 447
     model = create_model(name, num_classes=num_classes)
@@ -298,15 +278,6 @@ def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[n
     return model.eval(), vocab
 
 
-def _canonical(name: str) -> str:
-    from sedlib.models.names import format_name, parse_name
-
-    try:
-        return format_name(parse_name(name))
-    except ValueError:
-        return name
-
-
 def _onnx_detector_model(name: str | None, path: Path, classes: str | None, backend: str,
                          threads: int | None) -> tuple[nn.Module, Vocabulary]:
     """An exported file in ``backend`` (:mod:`sedlib.deploy.onnx_runtime`) and its class names;
@@ -314,7 +285,9 @@ def _onnx_detector_model(name: str | None, path: Path, classes: str | None, back
     from sedlib.deploy.backends import open_exported
 
     model = open_exported(path, backend, threads)
-    if name is not None and _canonical(name) != _canonical(model.name):
+    from sedlib.models.checkpoints import canonical_name
+
+    if name is not None and canonical_name(name) != canonical_name(model.name):
         raise SedlibError(f"{path}: exported from {model.name}, not {name}")
     vocab = (Vocabulary(model.classes, path.name) if classes is None
              else resolve_vocabulary(classes, model.num_classes))

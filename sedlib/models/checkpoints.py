@@ -243,3 +243,38 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
 
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
+
+
+def canonical_name(name: str) -> str:
+    """``name`` as the registry spells it (``fmn10+tf:256`` -> ``fmn10+TF:256``); unparsable names as given."""
+    from sedlib.models.names import format_name, parse_name
+
+    try:
+        return format_name(parse_name(name))
+    except ValueError:
+        return name
+
+
+def read_checkpoint(checkpoint: str | os.PathLike, name: str | None = None
+                    ) -> tuple[str, dict[str, Tensor], dict[str, str], Path]:
+    """A checkpoint file or release name (downloaded on first use) -> (model name, sedlib-layout
+    state_dict, safetensors metadata, path). The model is the metadata's, else ``name``, else
+    the release's; a ``name`` that contradicts the metadata is refused in one line."""
+    path, fmt = Path(checkpoint), None
+    if not path.is_file():
+        try:
+            release = get_release(str(checkpoint))
+        except ValueError:
+            raise CheckpointError(f"checkpoint {checkpoint!s} is neither a file nor a release name") from None
+        fmt, path = release.format, download(release.name)
+        name = name or release.model
+    meta = checkpoint_metadata(path)
+    if name is not None and meta.get("model") and canonical_name(meta["model"]) != canonical_name(name):
+        raise CheckpointError(f"{path}: a checkpoint of {meta['model']}, not {name} (drop --model, or give "
+                              f"the checkpoint of {name})")
+    name = meta.get("model") or name
+    if name is None:
+        raise CheckpointError(f"{path}: the checkpoint does not name its model; pass --model")
+    sd = load_state_dict(path)
+    sd, _ = ADAPTERS[fmt or detect_format(sd)](sd)
+    return name, sd, meta, path

@@ -51,27 +51,14 @@ def transfer_model(init: str | os.PathLike, num_classes: int, *, name: str | Non
     """Model ``name`` (default: the checkpoint's) with fresh heads for ``num_classes``; every
     other weight from ``init`` (a file or a release name, downloaded on first use). ``init``
     ``"scratch"``: model ``name`` with random weights (the baseline a fine-tuning must beat)."""
-    from sedlib.models.adapters import ADAPTERS, detect_format
-    from sedlib.models.checkpoints import checkpoint_metadata, load_into, load_state_dict
-    from sedlib.models.download import download
-    from sedlib.models.releases import get_release
+    from sedlib.models.checkpoints import load_into, read_checkpoint
     from sedlib.registry import create_model
 
     if str(init) == "scratch":
         if name is None:
             raise SedlibError("--init scratch needs --model (the model to build)")
         return create_model(name, num_classes=num_classes)
-    path, fmt = Path(init), None
-    if not path.is_file():
-        try:
-            release = get_release(str(init))
-        except ValueError:
-            raise SedlibError(f"--init {init}: neither a file nor a release name") from None
-        fmt, path, name = release.format, download(release.name), name or release.model
-    name = name or checkpoint_metadata(path).get("model")
-    if name is None:
-        raise SedlibError(f"{path}: the checkpoint does not name its model; pass --model")
-    sd, _ = ADAPTERS[fmt or detect_format(load_state_dict(path))](load_state_dict(path))
+    name, sd, _, path = read_checkpoint(init, name)  # one read of the file
     body = {k: v for k, v in sd.items() if not k.startswith(("strong_head.", "weak_head."))}
     model = create_model(name, num_classes=num_classes)
     report = load_into(model, body, strict=False)

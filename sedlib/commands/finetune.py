@@ -50,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if args.classes:
         from pathlib import Path
 
-        from sedlib.data.labels import Vocabulary
+        from sedlib.data.labels import read_class_list
 
         path = Path(args.classes)
         if not path.is_file():
             raise SedlibError(f"--classes {path}: no such file")
-        vocab = Vocabulary([ln.strip() for ln in path.read_text().splitlines() if ln.strip()], path.name)
+        vocab = read_class_list(path)
     result = finetune(args.init, args.data, args.out, steps=args.steps, val_fraction=args.val_split,
                       val_data=args.val_data, freeze_steps=args.freeze_steps, validations=args.validations,
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, model_name=args.model,

@@ -23,6 +23,7 @@ from sedlib.data.labels import (
     Event,
     Vocabulary,
     desed_classes,
+    read_class_list,
 )
 from sedlib.data.sources import (
     AUDIO_EXTENSIONS,
@@ -187,7 +188,7 @@ def folder_source(root: str | os.PathLike, *, vocab: Vocabulary | None = None,
     durations = root / "durations.tsv"
     classes = root / "classes.txt"  # written by sedlib mix: your own classes
     if vocab is None and classes.is_file():
-        vocab = Vocabulary([ln.strip() for ln in classes.read_text().splitlines() if ln.strip()], root.name)
+        vocab = read_class_list(classes, root.name)
     return _labelled_source(strong if strong.is_file() else weak, root / "audio",
                             strong=strong.is_file(),
                             durations_file=durations if durations.is_file() else None,

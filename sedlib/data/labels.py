@@ -10,9 +10,11 @@ event with onset = first * 0.04 s and offset = (last + 1) * 0.04 s, so
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -105,6 +107,13 @@ def audioset_eval_protocol_classes() -> Vocabulary:
 def audioset_weak_classes() -> Vocabulary:
     """The 527 AudioSet (weak) classes, sorted by name."""
     return Vocabulary(_read_resource("weak_classes_527.txt"), "audioset-weak-527")
+
+
+def read_class_list(path: str | os.PathLike, name: str | None = None) -> Vocabulary:
+    """A vocabulary from a text file with one class name per line (blank lines skipped; named
+    ``name``, default the file's name): ``--classes FILE``, a data folder's ``classes.txt``."""
+    path = Path(path)
+    return Vocabulary([ln.strip() for ln in path.read_text().splitlines() if ln.strip()], name or path.name)
 
 
 def desed_classes() -> Vocabulary:

@@ -224,7 +224,7 @@ def resolve_vocabulary(spec: str | None, num_classes: int) -> Vocabulary:
         path = Path(spec)
         if not path.is_file():
             raise SedlibError(f"--classes: {spec!r} is neither one of {sorted(named)} nor a file")
-        vocab = Vocabulary([ln.strip() for ln in path.read_text().splitlines() if ln.strip()], path.name)
+        vocab = labels.read_class_list(path)
     if len(vocab) != num_classes:
         raise SedlibError(f"vocabulary {vocab.name!r} has {len(vocab)} classes, the model {num_classes}")
     return vocab

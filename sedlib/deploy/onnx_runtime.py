@@ -113,16 +113,15 @@ class OpenVinoDetectorModel(ExportedDetectorModel):
         except ImportError as err:
             raise CheckpointError(f"--backend openvino needs the package openvino (pip install openvino): "
                                   f"{err}") from None
-        import onnx
-
-        proto = onnx.load(str(self.path), load_external_data=False)  # the metadata; raises if truncated
-        meta = {p.key: p.value for p in proto.metadata_props}
         config = {hints.inference_precision(): ov.Type.f32,
                   hints.performance_mode(): hints.PerformanceMode.LATENCY}
         if threads is not None:
             config[props.inference_num_threads()] = int(threads)
         core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        graph = core.read_model(str(self.path))  # raises on a truncated or foreign file
+        framework = graph.get_rt_info(["framework"]).astype(dict) if graph.has_rt_info(["framework"]) else {}
+        meta = {key: value.astype(str) for key, value in framework.items()}  # the ONNX metadata_props
+        self.compiled = core.compile_model(graph, "CPU", config)
         self.request = self.compiled.create_infer_request()
         return meta, [(i.get_any_name(), i.get_partial_shape()) for i in self.compiled.inputs]
 

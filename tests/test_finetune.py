@@ -60,6 +60,22 @@ def test_finetune_keeps_the_best_checkpoint_which_detects_the_new_classes(record
     assert header[2:] == ["bell", "buzz"]
 
 
+def test_a_plain_folder_of_audacity_labelled_recordings_trains(recordings, tmp_path, capsys, caplog):
+    """--data DIR on recordings with their label tracks beside them (no audio/ + strong.tsv): read
+    as audacity:DIR, said in one line, and trained; same classes as the explicit spec."""
+    import logging
+
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="sedlib.data.spec"):
+        assert cli.main(["finetune", "--init", SHIPPED, "--data", str(recordings), "--out", str(run),
+                         "--steps", "2", "--batch-size", "4", "--validations", "1", "--no-progress"]) == 0
+    said = [r.getMessage() for r in caplog.records if "reading it as audacity:" in r.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0] and f"audacity:{recordings}" in said[0]
+    from sedlib.models.checkpoints import checkpoint_metadata
+
+    assert json.loads(checkpoint_metadata(run / "model.safetensors")["classes"]) == ["bell", "buzz"]
+
+
 def test_a_malformed_label_file_trains_nothing(recordings, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()

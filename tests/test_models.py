@@ -516,6 +516,15 @@ def test_safetensors_round_trip_and_fp16(tmp_path, tiny):
     assert torch.equal(sd["strong_head.weight"], half["strong_head.weight"].float())
 
 
+def test_a_tcn_model_saves_as_safetensors(tmp_path):
+    """A TCN registers each conv twice (conv1 / net.0, as the reference): its state_dict holds
+    tensors that share memory, which safetensors refuses unless they are copied."""
+    torch.manual_seed(0)
+    model = create_model("fmntiny+TCN:16", num_classes=3)
+    path = checkpoints.save_state_dict(model, tmp_path / "tcn.safetensors")
+    assert _same(create_model("fmntiny+TCN:16", num_classes=3, checkpoint=path), model)
+
+
 def test_download_file_url(tmp_path):
     src = tmp_path / "src" / "weights.pt"
     src.parent.mkdir()

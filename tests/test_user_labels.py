@@ -101,3 +101,31 @@ def test_class_folders_are_a_weak_source(tmp_path):
     assert item["weak_targets"].tolist() == [0.0, 1.0]
     with pytest.raises(FormatError, match="no audio in class folders"):
         open_source(f"classfolders:{tmp_path / 'clips' / 'bell'}")
+
+
+def test_a_plain_folder_is_read_in_the_layout_it_is_in(labelled, tmp_path):
+    """--data DIR: label tracks beside the audio -> audacity:DIR; audio only in sub-folders ->
+    classfolders:DIR; the same sources the explicit specs open."""
+    plain = open_source(str(labelled), split="eval")
+    explicit = open_source(f"audacity:{labelled}", split="eval")
+    assert plain.name == explicit.name == f"audacity:{labelled}"
+    assert plain.ground_truth == explicit.ground_truth
+    root = tmp_path / "byclass"
+    _wav(root / "dog" / "a.wav", 1.0)
+    _wav(root / "cat" / "b.wav", 1.0)
+    folders = open_source(str(root), split="eval")
+    assert folders.name == f"classfolders:{root}" and list(folders.vocab.names) == ["cat", "dog"]
+
+
+def test_a_folder_in_no_layout_names_the_specs_for_your_own_recordings(tmp_path):
+    """Loose recordings without label tracks, or a DESED folder missing its strong.tsv: the
+    DESED error, naming audacity:DIR and classfolders:DIR."""
+    loose = tmp_path / "loose"
+    _wav(loose / "a.wav", 1.0)
+    desed = tmp_path / "desed"
+    _wav(desed / "audio" / "a.wav", 1.0)
+    for root in (loose, desed, tmp_path / "empty"):
+        root.mkdir(exist_ok=True)
+        with pytest.raises(FormatError, match=f"expected the DESED layout.*audacity:{root} with a label "
+                                              f"track <stem>.txt beside each, or classfolders:{root}"):
+            open_source(str(root), split="eval")

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sedlib.config import AudioConfig
-    from sedlib.deploy.onnx_export import OPSET, export_onnx
+    from sedlib.deploy.onnx_export import FRONTEND_TOLERANCE, OPSET, TOLERANCE, export_onnx
     from sedlib.detect.detector import load_detector_model
 
     model, vocab = load_detector_model(args.model, args.checkpoint, args.classes)
@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     checks = ", ".join(f"{d:.1e} at {f} frames" for f, d in deviation.items())
     if args.with_frontend:
         checks += " (waveform in, against MelFrontend + the model)"
-    print(f"{args.out}: {model.name}, {len(vocab)} classes; ONNX Runtime vs PyTorch max |diff| {checks}")
+    print(f"{args.out}: {model.name}, {len(vocab)} classes; ONNX Runtime vs PyTorch max |diff| {checks} "
+          f"(allowed: {FRONTEND_TOLERANCE if args.with_frontend else TOLERANCE:g} x the logits' largest "
+          f"magnitude, at least 1)")
     if args.int8:
         from sedlib.deploy.quantize import CALIBRATION_CLIPS, quantize_int8
 

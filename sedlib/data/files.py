@@ -184,7 +184,9 @@ def folder_source(root: str | os.PathLike, *, vocab: Vocabulary | None = None,
     strong, weak = root / "strong.tsv", root / "weak.tsv"
     if not (root / "audio").is_dir() or not (strong.is_file() or weak.is_file()):
         raise FormatError(f"{root}: expected the DESED layout: {root}/audio/ with the clips, "
-                          f"{root}/strong.tsv (or weak.tsv) and optionally durations.tsv")
+                          f"{root}/strong.tsv (or weak.tsv) and optionally durations.tsv (your own "
+                          f"recordings: audacity:{root} with a label track <stem>.txt beside each, "
+                          f"or classfolders:{root} with one sub-folder per class)")
     durations = root / "durations.tsv"
     classes = root / "classes.txt"  # written by sedlib mix: your own classes
     if vocab is None and classes.is_file():

@@ -56,6 +56,7 @@ every step sees 50 % clips of each.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,6 +68,10 @@ from sedlib.data.labels import (
 from sedlib.data.sources import ON_ERROR, ClipSource, SynthSource
 from sedlib.data.synth.soundscape import SynthConfig
 from sedlib.errors import SedlibError
+
+logger = logging.getLogger(__name__)
+#: folders already announced as read in another layout (one line per folder and process)
+_ANNOUNCED: set[str] = set()
 
 SPEC_FORMS = (
     "synth[:N[:SEED[:world=W,miss=R,confuse=R,jitter=MS]]]",
@@ -183,6 +188,24 @@ def _existing(spec: str, text: str, what: str, folder: bool) -> Path:
     return path
 
 
+def _folder_kind(root: Path) -> str:
+    """``folder`` for the DESED layout (or a folder in no layout at all: folder_source says what
+    it expected); ``audacity`` / ``classfolders`` for a folder of your own recordings in that
+    layout, announced in one line (what ``--data audacity:DIR`` would read)."""
+    from sedlib.data.user_labels import user_folder_layout
+
+    if (root / "audio").is_dir() and ((root / "strong.tsv").is_file() or (root / "weak.tsv").is_file()):
+        return "folder"
+    layout = user_folder_layout(root)
+    if layout is None:
+        return "folder"
+    kind, why = layout
+    if str(root) not in _ANNOUNCED:
+        _ANNOUNCED.add(str(root))
+        logger.warning("%s: not the DESED layout, but %s: reading it as %s:%s", root, why, kind, root)
+    return kind
+
+
 def open_source(spec: str, *, split: str = "train", audio_config: AudioConfig | None = None,
                 vocab: Vocabulary | None = None, on_error: str = "raise",
                 length: int | None = None, seed: int = 0) -> ClipSource:
@@ -209,13 +232,16 @@ def open_source(spec: str, *, split: str = "train", audio_config: AudioConfig | 
                            synth_config=SynthConfig(synth_seed=synth_seed, synth_clip_seconds=seconds,
                                                     synth_world=world))
     common.update(vocab=vocab, length=length)
-    if kind == "folder":
-        return folder_source(_existing(spec, fields[0], "DIR", True), **common)
-    if kind in ("audacity", "classfolders"):
+    if kind in ("folder", "audacity", "classfolders"):
+        root = _existing(spec, fields[0], "DIR", True)
+        if kind == "folder":
+            kind = _folder_kind(root)
+        if kind == "folder":
+            return folder_source(root, **common)
         from sedlib.data.user_labels import audacity_source, class_folders_source
 
         opener = audacity_source if kind == "audacity" else class_folders_source
-        return opener(_existing(spec, fields[0], "DIR", True), **common)
+        return opener(root, **common)
     if kind == "desed":
         durations = _existing(spec, fields[2], "DURATIONS_TSV", False) if len(fields) > 2 else None
         return desed_source(_existing(spec, fields[0], "STRONG_TSV", False),

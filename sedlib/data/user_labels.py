@@ -92,6 +92,24 @@ def _vocabulary(labels: set[str], vocab: Vocabulary | None, root: Path) -> Vocab
     return Vocabulary(sorted(labels), root.name)
 
 
+def user_folder_layout(root: str | os.PathLike) -> tuple[str, str] | None:
+    """Which of your own layouts a plain folder is in, for ``--data DIR`` without the DESED
+    layout: ``("audacity", why)`` when audio files have a label track ``<stem>.txt`` beside
+    them, ``("classfolders", why)`` when audio sits only in sub-folders (one per class) and no
+    label tracks; else None. Only the file names are looked at."""
+    root = Path(root)
+    audio = _audio_files(root)
+    if not audio:
+        return None
+    tracked = [name for name, p in audio.items() if p.with_suffix(".txt").is_file()]
+    if tracked:
+        return "audacity", f"{len(tracked)} of its {len(audio)} recordings have a label track <stem>.txt beside them"
+    if (root / "audio").is_dir() or not all("/" in name for name in audio):
+        return None  # a DESED folder missing its label file, or loose recordings without labels
+    classes = {name.split("/", 1)[0] for name in audio}
+    return "classfolders", f"its {len(audio)} recordings lie in {len(classes)} sub-folders (one per class)"
+
+
 def audacity_labels(root: str | os.PathLike, *, vocab: Vocabulary | None = None
                     ) -> tuple[dict[str, Path], dict[str, list[Event]], dict[str, float], Vocabulary]:
     """Read ``root`` (module doc): audio paths, events and durations keyed by the audio's

@@ -78,13 +78,15 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 
 
 def save_state_dict(model_or_sd: nn.Module | Mapping[str, Tensor], path: str | os.PathLike) -> Path:
-    """Write a state_dict as ``.safetensors`` (by suffix) or a plain ``torch.save`` file."""
+    """Write a state_dict as ``.safetensors`` (by suffix) or a plain ``torch.save`` file.
+    Tensors are copied first: a TCN registers each conv twice (``conv1`` and ``net.0``, as the
+    reference), and safetensors refuses tensors that share memory."""
     sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else dict(model_or_sd)
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+        save_file({k: v.detach().to("cpu").clone() for k, v in sd.items()}, str(path))
     else:
         torch.save(sd, path)
     return path

@@ -104,3 +104,24 @@ def test_the_data_spec_picks_the_world_in_any_split():
                      ("synth:8:0:world=basic,world=context", "each once")):
         with pytest.raises(DataSpecError, match=why):
             open_source(bad, split="eval", audio_config=audio)
+
+
+def test_the_context2_world_confuses_alike_sounds_only():
+    """context2 annotations confuse siren/whistle and knock/noise_burst at the set rate, never a
+    pattern with its part (alarm, beep, ringtone and ticking keep their label or are missed)."""
+    from sedlib.data.synth.label_noise import SOUND_CONFUSABLE
+
+    cfg = SynthConfig(synth_world="context2", synth_clip_seconds=4.0)
+    noise = LabelNoise(confusion_rate=0.2)
+    noisy = SynthSource("train", 600, synth_config=cfg, audio_config=AudioConfig(clip_seconds=4.0), label_noise=noise)
+    pairs = [(e, a) for i in range(600)
+             for e, a in zip(noisy.synth.events(i), noise.annotate(noisy.synth.events(i), seed=0, index=i,
+                                                                    clip_seconds=4.0, confusable=SOUND_CONFUSABLE))]
+    assert all(a.label == e.label for e, a in pairs if e.label not in SOUND_CONFUSABLE)
+    alike = [(e, a) for e, a in pairs if e.label in SOUND_CONFUSABLE]
+    assert abs(sum(a.label != e.label for e, a in alike) / len(alike) - 0.2) < 0.04
+    truth = {fn: [(e.onset, e.offset, e.label) for e in evs] for fn, evs in noisy.ground_truth.items()}
+    assert truth == {noisy.filenames[i]: sorted((a.onset, a.offset, a.label) for _, a in pairs_i)
+                     for i, pairs_i in enumerate([[p for p in zip(noisy.synth.events(i), noise.annotate(
+                         noisy.synth.events(i), seed=0, index=i, clip_seconds=4.0, confusable=SOUND_CONFUSABLE))]
+                         for i in range(600)])}

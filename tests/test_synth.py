@@ -31,6 +31,7 @@ from sedlib.data.synth.soundscape import (
 SR = 16_000
 CONFIG = SynthConfig(synth_seed=7)
 CONTEXT = SynthConfig(synth_seed=7, synth_world="context")
+CONTEXT2 = SynthConfig(synth_seed=7, synth_world="context2")
 PATTERN_CLASSES = ("alarm", "ringtone", "ticking")
 
 
@@ -77,7 +78,7 @@ def test_splits_are_disjoint():
     assert {e.filename for e in clips["validation"][1]} == {"synth_validation_000000.wav"}
 
 
-@pytest.mark.parametrize("config", [CONFIG, CONTEXT], ids=["basic", "context"])
+@pytest.mark.parametrize("config", [CONFIG, CONTEXT, CONTEXT2], ids=["basic", "context", "context2"])
 def test_stems_sum_to_mixture_and_labels_are_exact(config):
     """Each event's stem is zero outside its label and audible from the first to the last
     labelled sample; events other than the pattern classes (alarm, ringtone, ticking) have no
@@ -302,3 +303,52 @@ def test_the_context_world_adds_the_pattern_classes():
     assert synth_vocabulary("context").name == "synth-13" and SYNTH_CLASSES == WORLDS["basic"]
     with pytest.raises(ValueError, match="synth_world"):
         SynthConfig(synth_world="big")
+
+
+def test_the_context_world_is_unchanged():
+    """context2 did not change the context world: its labels (digest, taken before context2
+    existed) and audio level over 40 train + 40 eval 4 s clips."""
+    events, rms = hashlib.sha256(), 0.0
+    for split in ("train", "eval"):
+        for i in range(40):
+            w, ev = synthesize_clip(SynthConfig(synth_seed=0, synth_clip_seconds=4.0, synth_world="context"), split, i)
+            events.update(repr(ev).encode())
+            rms += np.sqrt(np.mean(w.astype(np.float64) ** 2))
+    assert events.hexdigest()[:12] == "cb70d9cfa99f" and rms == pytest.approx(6.395773384371114, rel=1e-7)
+
+
+def test_context2_keeps_every_pattern_decidable_within_the_clip():
+    """In context2 every alarm, ringtone and ticking shows its identifying parts inside the clip
+    (3 beeps, 3 rings, 2 ticks), also at 4 s where the context world cuts 15 % of alarms; the
+    class mix is the context world's; the same key gives the same clip."""
+    from sedlib.data.synth.patterns import IDENTIFYING_PARTS
+    from sedlib.data.synth.soundscape import synth_event_parts
+
+    counts = {}
+    for world in ("context", "context2"):
+        config = SynthConfig(synth_seed=3, synth_world=world, synth_clip_seconds=4.0)
+        parts = [ep for i in range(300) for ep in synth_event_parts(config, "train", i)]
+        cut = [e for e, p in parts if len(p) < IDENTIFYING_PARTS.get(e.label, 0)]
+        counts[world] = (Counter(e.label for e, _ in parts), len(cut))
+        assert all(e == ev for (e, _), ev in zip(parts, [x for i in range(300) for x in synth_events(config, "train", i)]))
+    assert counts["context"][1] > 20 and counts["context2"][1] == 0
+    assert set(counts["context2"][0]) == set(WORLDS["context"]) and min(counts["context2"][0].values()) >= 50
+    w1, e1 = synthesize_clip(CONTEXT2, "eval", 5)
+    w2, e2 = synthesize_clip(CONTEXT2, "eval", 5)
+    assert np.array_equal(w1, w2) and e1 == e2
+
+
+def test_context2_clips_have_their_own_keys_and_exact_eval_labels():
+    """A context2 source is named, cached and keyed apart from the context world's (same
+    classes, other clips); annotation noise is refused outside the training split."""
+    from sedlib.data.spec import DataSpecError, open_source
+
+    a = open_source("synth:200:0:world=context", split="eval")
+    b = open_source("synth:200:0:world=context2", split="eval")
+    assert a.name != b.name and a.cache_identity() != b.cache_identity()
+    assert list(a.vocab.names) == list(b.vocab.names) and a.vocab.name == b.vocab.name == "synth-13"
+    # the same plans, except where a cut pattern was placed again: clips of a seed mostly agree
+    differ = [k for k in a.ground_truth if a.ground_truth[k] != b.ground_truth[k]]
+    assert 0 < len(differ) < 100
+    with pytest.raises(DataSpecError, match="eval labels stay exact"):
+        open_source("synth:8:0:world=context2,miss=0.1", split="eval")

@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which split's clips to write (train); splits never share clips")
     parser.add_argument("--first-index", type=_non_negative_int, default=0,
                         help="index of the first clip (0); clips are independent of each other")
-    parser.add_argument("--world", choices=("basic", "context"), default="basic",
-                        help="basic: 11 classes; context: 13, with ringtone and ticking (basic)")
+    parser.add_argument("--world", choices=("basic", "context", "context2"), default="basic",
+                        help="basic: 11 classes; context: 13, with ringtone and ticking; context2: "
+                             "13, every pattern decidable within its clip (basic)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

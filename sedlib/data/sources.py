@@ -26,7 +26,7 @@ from sedlib.data.labels import (
     Vocabulary,
     encode_events,
 )
-from sedlib.data.synth.label_noise import LabelNoise
+from sedlib.data.synth.label_noise import CONFUSABLE, WORLD_CONFUSABLE, LabelNoise
 from sedlib.data.synth.soundscape import (
     SPLITS,
     SynthConfig,
@@ -270,7 +270,8 @@ class SynthSource(ClipSource):
             return events
         cfg = self.synth.config
         return self.label_noise.apply(events, seed=cfg.synth_seed, index=index,
-                                      clip_seconds=cfg.synth_clip_seconds)
+                                      clip_seconds=cfg.synth_clip_seconds,
+                                      confusable=WORLD_CONFUSABLE.get(cfg.synth_world, CONFUSABLE))
 
     def _make_ground_truth(self) -> dict[str, list[Event]]:
         return {fn: self.annotation(i) for i, fn in enumerate(self.filenames)}

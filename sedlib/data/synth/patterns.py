@@ -23,6 +23,20 @@ from sedlib.data.synth.dsp import _envelope, _harmonics, _loguniform, _ms, _phas
 
 Params = dict
 
+#: Parts of a pattern that identify its class within a clip: an alarm's 3 beeps (regular
+#: repetition), 3 consecutive rings of a ringtone (so one whole double ring), 2 ticks (one
+#: period). In the ``context2`` world a pattern that runs over the clip edge keeps at least these
+#: inside the clip; in ``context`` 15 % of alarms and 26 % of ringtones of a 4 s clip showed
+#: fewer (a cut alarm's one beep is exactly a ``beep``), labels no model can decide.
+IDENTIFYING_PARTS: dict[str, int] = {"alarm": 3, "ringtone": 3, "ticking": 2}
+
+
+def shows_identity(label: str, segments, start_ms: int, clip_ms: int) -> bool:
+    """Whether an event of ``label`` with parts ``segments`` (ms from its start) placed at
+    ``start_ms`` keeps :data:`IDENTIFYING_PARTS` whole parts inside a ``clip_ms`` clip."""
+    need = IDENTIFYING_PARTS.get(label, 0)
+    return sum(1 for a, b in segments if start_ms + a >= 0 and start_ms + b <= clip_ms) >= need
+
 
 # --- shared sounds ------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import torch
 from sedlib.config import AudioConfig
 from sedlib.data.labels import Event, Vocabulary, encode_events
 from sedlib.data.synth.dsp import samples
+from sedlib.data.synth.patterns import shows_identity
 from sedlib.data.synth.sounds import RECIPES, draw_background, render_background
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,11 @@ logger = logging.getLogger(__name__)
 WORLDS: dict[str, tuple[str, ...]] = {
     "basic": tuple(c for c in RECIPES if c not in ("ringtone", "ticking")),
     "context": tuple(RECIPES),
+    "context2": tuple(RECIPES),
 }
+#: worlds in which a pattern cut by the clip edge keeps the parts that identify it
+#: (:data:`sedlib.data.synth.patterns.IDENTIFYING_PARTS`): every label decidable from the clip
+DECIDABLE_WORLDS: tuple[str, ...] = ("context2",)
 SYNTH_CLASSES: tuple[str, ...] = WORLDS["basic"]
 #: classes whose identity lies in a pattern longer than the study's small backbones' receptive
 #: field (1.63 s for fmn02 / fmn04): repeated beeps, slow sweeps, double rings after pauses,
@@ -181,7 +186,9 @@ def _plan(config: SynthConfig, split: str, index: int) -> _Scene:
             clash = any(p.label == label and start < p.start_ms + p.params["length_ms"]
                         and p.start_ms < start + length for p in placed)
             hull = _visible(params["segments"], start, clip_ms)
-            if not clash and hull is not None:
+            decidable = (config.synth_world not in DECIDABLE_WORLDS
+                         or shows_identity(label, params["segments"], start, clip_ms))
+            if not clash and hull is not None and decidable:
                 placed.append(_Placed(label, params, start, snr_db, seed, *hull))
                 break
     return _Scene(synth_filename(split, index), background, background_db, background_seed,
@@ -222,6 +229,21 @@ def _render(scene: _Scene, config: SynthConfig, keep_stems: bool):
 def synth_events(config: SynthConfig, split: str, index: int) -> list[Event]:
     """The strong labels of a clip, sorted by onset, without rendering its audio (fast)."""
     return _events(_plan(config, split, index))
+
+
+def synth_event_parts(config: SynthConfig, split: str, index: int) -> list[tuple[Event, tuple[tuple[float, float], ...]]]:
+    """Each labelled event of a clip with its audible parts inside the clip, in seconds (an
+    alarm's beeps, a ringtone's rings, a knock's hits; one part for a continuous sound), without
+    rendering audio. Frames of a label outside every part are labelled pauses; a pattern cut by
+    the clip edge shows only the parts listed."""
+    scene = _plan(config, split, index)
+    out = []
+    for p in scene.events:
+        parts = tuple((max(p.start_ms + a, 0) / 1000, min(p.start_ms + b, config.clip_ms) / 1000)
+                      for a, b in p.params["segments"]
+                      if max(p.start_ms + a, 0) < min(p.start_ms + b, config.clip_ms))
+        out.append((Event(scene.filename, p.onset_ms / 1000, p.offset_ms / 1000, p.label), parts))
+    return sorted(out, key=lambda ep: (ep[0].onset, ep[0].offset, ep[0].label))
 
 
 def synthesize_clip(config: SynthConfig, split: str, index: int) -> tuple[np.ndarray, list[Event]]:

@@ -17,6 +17,14 @@ table is printed and written beside them as ``teachers.json``::
 Members train one after the other; to use both cores, start one process per member with
 ``--no-ensemble`` and evaluate the ensemble afterwards with ``--evaluate-only``. Deterministic
 for a given torch build and thread count (``--threads``, default 1).
+
+The context2 world's teachers (``data/checkpoints/context2/``; README "The embedded data set")
+start from that world's pre-trained fmn04 backbone, train on 16,384 distinct clips at batch 16
+and are scored on 10 s eval clips (the study's), with per-class PSDS1 and frame AUC::
+
+    .venv/bin/python scripts/make_synth_teachers.py fmn04+TF:104 --world context2 --steps 3000 --no-ensemble
+    .venv/bin/python scripts/make_synth_teachers.py fmn04+BiGRU:104 --world context2 --steps 3000 --no-ensemble
+    .venv/bin/python scripts/make_synth_teachers.py fmn04+TF:104 fmn04+BiGRU:104 --world context2 --evaluate-only
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ from sedlib.config import AudioConfig
 from sedlib.detect.detector import load_detector_model
 from sedlib.models.ensemble import MeanLogits
 from sedlib.study.training import open_data
+from sedlib.train.class_report import class_report
 from sedlib.train.config import PRESETS
-from sedlib.train.data import validate
 from sedlib.train.fitting import fit
 from sedlib.train.runs import save_weights
 
@@ -50,23 +58,31 @@ def teacher_file(out: Path, name: str) -> Path:
     return out / f"{name.lower().replace(':', '-')}_teacher.safetensors"
 
 
-def score(model: torch.nn.Module, evaluation, audio: AudioConfig) -> dict[str, float]:
-    """PSDS1 / PSDS1 macro (%) on ``evaluation`` with a 95 % eval-clip interval from 5 folds."""
-    m = validate(model, evaluation, audio_config=audio, batch_size=16, folds=5)
+def score(model: torch.nn.Module, evaluation, audio: AudioConfig) -> dict:
+    """PSDS1 / PSDS1 macro (%) on ``evaluation`` with a 95 % eval-clip interval from 5 folds,
+    and per class PSDS1 and frame ROC AUC (%; median filter 9)."""
+    r = class_report(model, evaluation, audio_config=audio, median_windows=(9,), folds=5)
+    m = r["psds"][9]
     folds = np.asarray(m["psds1_macro_folds"]) * 100
     half = 1.96 * folds.std(ddof=1) / math.sqrt(len(folds))
     return {"psds1": 100 * m["psds1"], "psds1_macro": 100 * m["psds1_macro"],
-            "psds1_macro_ci95": float(half)}
+            "psds1_macro_ci95": float(half),
+            "per_class": {c: 100 * v for c, v in m["psds1_per_class"].items()},
+            "frame_auc": {c: 100 * v for c, v in r["frame_auc"].items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("teachers", nargs="+", help="model names, e.g. fmn04+TF:104 fmn04+BiGRU:104")
-    parser.add_argument("--world", default="context", choices=("basic", "context"))
+    parser.add_argument("--world", default="context", choices=("basic", "context", "context2"))
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--warmup", type=int, default=30, help="LR warmup steps (30)")
-    parser.add_argument("--clips", type=int, default=8192, help="labelled training clips")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="labelled training clips (8,192; context2: 16,384)")
+    parser.add_argument("--batch", type=int, default=None, help="clips per step (8; context2: 16)")
     parser.add_argument("--eval-clips", type=int, default=1000)
+    parser.add_argument("--eval-seconds", type=float, default=None,
+                        help="eval clip length (4 s; context2: 10 s, the study's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="default data/checkpoints/<world>")
     parser.add_argument("--runs", default="runs/synth_teachers", help="fit() run folders")
@@ -76,16 +92,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out or ROOT / "data" / "checkpoints" / args.world)
     world = f"world={args.world}"
-    data = f"synth:{args.clips}:0:{world},{NOISE}"
-    audio = AudioConfig(clip_seconds=4.0)  # the quick profile's clips
-    evaluation = open_data(f"synth:{args.eval_clips}:0:{world}", "eval", audio)
+    v2 = args.world == "context2"
+    clips, batch = args.clips or (16384 if v2 else 8192), args.batch or (16 if v2 else 8)
+    data = f"synth:{clips}:0:{world},{NOISE}"
+    audio = AudioConfig(clip_seconds=4.0)  # the quick profile's training clips
+    eval_audio = AudioConfig(clip_seconds=args.eval_seconds or (10.0 if v2 else 4.0))
+    evaluation = open_data(f"synth:{args.eval_clips}:0:{world}", "eval", eval_audio)
     table: dict[str, dict] = {}
     for i, name in enumerate(args.teachers):
         path = teacher_file(out, name)
         if not args.evaluate_only:
             t0 = time.perf_counter()
             backbone = out / f"{name.split('+')[0]}_synth.safetensors"
-            cfg = replace(PRESETS["quick"], batch_size=8, num_workers=1, max_lr=0.003,
+            cfg = replace(PRESETS["quick"], batch_size=batch, num_workers=0 if v2 else 1, max_lr=0.003,
                           lr_decay=0.9, warmup_steps=args.warmup, pretrained="scratch", seed=i)
             train = open_data(data, "train", audio)
             run = fit(name, train, out_dir=Path(args.runs) / path.stem,
@@ -97,18 +116,24 @@ def main() -> None:
                                 "bn_recalibrated": "64 train clips"})
             print(f"{path}: {run.step} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         model, _ = load_detector_model(name, path)
-        table[name] = {"file": path.name, "bytes": path.stat().st_size, **score(model, evaluation, audio)}
+        table[name] = {"file": path.name, "bytes": path.stat().st_size, **score(model, evaluation, eval_audio)}
     if not args.no_ensemble and len(args.teachers) > 1:
         members = [load_detector_model(n, teacher_file(out, n))[0] for n in args.teachers]
-        table["ensemble"] = {"members": args.teachers, **score(MeanLogits(members), evaluation, audio)}
+        table["ensemble"] = {"members": args.teachers, **score(MeanLogits(members), evaluation, eval_audio)}
     for name, row in table.items():
         print(f"{name:>22}: PSDS1 {row['psds1']:.2f}, PSDS1 macro {row['psds1_macro']:.2f} "
               f"± {row['psds1_macro_ci95']:.2f} ({args.eval_clips} eval clips)")
+    classes = list(next(iter(table.values()))["per_class"])
+    print("\n| model | macro | " + " | ".join(classes) + " |\n|---|---:|" + "---:|" * len(classes))
+    for name, row in table.items():
+        print(f"| {name} | {row['psds1_macro']:.1f} | " + " | ".join(
+            f"{row['per_class'][c]:.1f} ({row['frame_auc'][c]:.1f})" for c in classes) + " |")
     if not args.no_ensemble:
         summary = out / "teachers.json"
         tmp = summary.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"eval": f"synth:{args.eval_clips}:0:{world}", "train": data,
-                                   "steps": args.steps, "teachers": table}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"eval": f"synth:{args.eval_clips}:0:{world}",
+                                   "eval_seconds": eval_audio.clip_seconds, "train": data,
+                                   "steps": args.steps, "batch": batch, "teachers": table}, indent=2) + "\n")
         os.replace(tmp, summary)
 
 

@@ -30,11 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = "synth:8192:0:world=context2,miss=0.1,confuse=0.2,jitter=50"
 #: recipe -> (backbone init with {backbone}, batch size, max LR, sequence-model/head LR, warmup)
+_CONTEXT = "data/checkpoints/context/{backbone}_synth.safetensors"
+_CONTEXT2 = "data/checkpoints/context2/{backbone}_synth.safetensors"
 RECIPES: dict[str, dict] = {
-    "old": dict(init="data/checkpoints/context/{backbone}_synth.safetensors", batch=8, lr=3e-3, seq_lr=None, warmup=8),
-    "new": dict(init="data/checkpoints/context2/{backbone}_synth.safetensors", batch=16, lr=3e-3, seq_lr=None, warmup=8),
-    "new-batch32": dict(init="data/checkpoints/context2/{backbone}_synth.safetensors", batch=32, lr=3e-3, seq_lr=None, warmup=8),
-    "new-seqlr1e-2": dict(init="data/checkpoints/context2/{backbone}_synth.safetensors", batch=16, lr=3e-3, seq_lr=1e-2, warmup=8),
+    "old": dict(init=_CONTEXT, batch=8, lr=3e-3, seq_lr=None, warmup=8),
+    "new": dict(init=_CONTEXT2, batch=16, lr=3e-3, seq_lr=None, warmup=8),
+    "new-batch32": dict(init=_CONTEXT2, batch=32, lr=3e-3, seq_lr=None, warmup=8),
+    "new-seqlr1e-2": dict(init=_CONTEXT2, batch=16, lr=3e-3, seq_lr=1e-2, warmup=8),
 }
 
 

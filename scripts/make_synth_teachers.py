@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="default data/checkpoints/<world>")
     parser.add_argument("--runs", default="runs/synth_teachers", help="fit() run folders")
     parser.add_argument("--no-ensemble", action="store_true", help="train and score members only")
+    parser.add_argument("--init", default=None,
+                        help="backbone to start from ({backbone}: its name); default OUT/<backbone>_synth")
     parser.add_argument("--evaluate-only", action="store_true", help="score existing files")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,7 +105,8 @@ def main() -> None:
         path = teacher_file(out, name)
         if not args.evaluate_only:
             t0 = time.perf_counter()
-            backbone = out / f"{name.split('+')[0]}_synth.safetensors"
+            backbone = Path(args.init.replace("{backbone}", name.split("+")[0]) if args.init
+                            else out / f"{name.split('+')[0]}_synth.safetensors")
             cfg = replace(PRESETS["quick"], batch_size=batch, num_workers=0 if v2 else 1, max_lr=0.003,
                           lr_decay=0.9, warmup_steps=args.warmup, pretrained="scratch", seed=i)
             train = open_data(data, "train", audio)

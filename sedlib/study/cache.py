@@ -217,9 +217,11 @@ def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/
 
     from sedlib.train.data import dataset_vocab
 
-    specs = [(exp.train_data, "train"), (exp.val_data, "validation"), (exp.weak_data, "train"),
-             (exp.eval_data, "eval")]
-    sources = [open_data(spec, split, exp.audio) for spec, split in specs if spec is not None]
+    specs = [(exp.train_data, "train", exp.audio), (exp.val_data, "validation", exp.audio),
+             (exp.weak_data, "train", exp.audio), (exp.eval_data, "eval", exp.eval_audio)]
+    if exp.eval_data is None and exp.eval_audio != exp.audio:  # evaluated on validation clips
+        specs.append((exp.val_data, "validation", exp.eval_audio))
+    sources = [open_data(spec, split, audio) for spec, split, audio in specs if spec is not None]
     k = len(dataset_vocab(sources[0], "training"))
     before = torch.get_num_threads()
     if num_threads is not None:

@@ -33,6 +33,7 @@ class StudyConfig:
     train_data: str = "synth:4000"  # data specs (sedlib.data.sources grammar)
     val_data: str | None = None  # validated during training (val_history); None: off
     eval_data: str = "synth:100"  # the reported metrics
+    eval_clip_seconds: float | None = None  # eval clips of this length (None: AudioConfig.clip_seconds)
     weak_data: str | None = None  # teacher-only set for weak-set distillation
     steps: int | None = 64  # optimiser steps per run (None: TrainConfig's n_epochs x epoch_len)
     val_every: int | None = None  # validate every N steps (None: per TrainConfig epochs + end)

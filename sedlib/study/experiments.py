@@ -89,6 +89,9 @@ class Experiment:
     audio: AudioConfig = field(default_factory=AudioConfig)
     val_every: int | None = None
     bn_recalibration_clips: int = 0  # > 0: recompute BatchNorm statistics before evaluation
+    # eval clips of this length (s) while training on audio.clip_seconds; None: the same length.
+    # Left out of the key when None, so runs stored before it existed keep their keys.
+    eval_seconds: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -121,6 +124,18 @@ class Experiment:
                              f"frame); use a multiple of 0.04 s such as 4.0")
         if self.eval_data is None and self.val_data is None:
             raise ValueError("Experiment: give eval_data (or at least val_data) to report metrics")
+        if self.eval_seconds is not None:
+            if not isinstance(self.eval_seconds, (int, float)) or self.eval_seconds <= 0:
+                raise ValueError(f"Experiment.eval_seconds must be a positive number of seconds or None, "
+                                 f"got {self.eval_seconds!r}")
+            object.__setattr__(self, "eval_seconds", float(self.eval_seconds))
+            if self.eval_seconds == self.audio.clip_seconds:
+                object.__setattr__(self, "eval_seconds", None)  # one key for "the training length"
+
+    @property
+    def eval_audio(self) -> AudioConfig:
+        """The audio settings of the eval clips: :attr:`audio` at :attr:`eval_seconds`."""
+        return self.audio if self.eval_seconds is None else replace(self.audio, clip_seconds=self.eval_seconds)
 
     # serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +143,8 @@ class Experiment:
         d["train"] = dataclasses.asdict(self.train)
         d["distill"] = None if self.distill is None else dataclasses.asdict(self.distill)
         d["audio"] = dataclasses.asdict(self.audio)
+        if d["eval_seconds"] is None:
+            del d["eval_seconds"]  # the key of a run stored before the field existed
         return json.loads(json.dumps(d))  # tuples -> lists, as stored
 
     @classmethod
@@ -278,7 +295,8 @@ def make_experiment(model: str, study: StudyConfig, train: TrainConfig,
                    eval_data=study.eval_data, weak_data=study.weak_data, train=train,
                    distill=distill, steps=study.steps, seed=train.seed,
                    audio=audio or AudioConfig(), val_every=study.val_every,
-                   bn_recalibration_clips=study.bn_recalibration_clips)
+                   bn_recalibration_clips=study.bn_recalibration_clips,
+                   eval_seconds=study.eval_clip_seconds)
     if "init" not in changes:
         fields_["init"] = study.backbone_init_for(model)
     fields_.update(changes)

@@ -85,7 +85,9 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
     train = open_data(exp.train_data, "train", audio)
     val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
     weak = None if exp.weak_data is None else open_data(exp.weak_data, "train", audio)
-    evaluation = val if exp.eval_data is None else open_data(exp.eval_data, "eval", audio)
+    eval_audio = exp.eval_audio
+    evaluation = (val if eval_audio == audio else open_data(exp.val_data, "validation", eval_audio)) \
+        if exp.eval_data is None else open_data(exp.eval_data, "eval", eval_audio)
     k = len(dataset_vocab(train, "training"))
     model = exp.model
     if build is not None:
@@ -107,7 +109,7 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
                           classes=list(train.vocab.names),
                           extra={"step": str(run.step), "bn_recalibrated": "1"})
     t1 = time.perf_counter()
-    metrics = validate(run.model, evaluation, audio_config=audio, device=device,
+    metrics = validate(run.model, evaluation, audio_config=eval_audio, device=device,
                        batch_size=exp.train.batch_size, median_window=exp.train.median_window,
                        folds=EVAL_FOLDS)
     metrics["val_history"] = list(run.validations)

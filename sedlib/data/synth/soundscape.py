@@ -231,7 +231,8 @@ def synth_events(config: SynthConfig, split: str, index: int) -> list[Event]:
     return _events(_plan(config, split, index))
 
 
-def synth_event_parts(config: SynthConfig, split: str, index: int) -> list[tuple[Event, tuple[tuple[float, float], ...]]]:
+def synth_event_parts(config: SynthConfig, split: str, index: int
+                      ) -> list[tuple[Event, tuple[tuple[float, float], ...]]]:
     """Each labelled event of a clip with its audible parts inside the clip, in seconds (an
     alarm's beeps, a ringtone's rings, a knock's hits; one part for a continuous sound), without
     rendering audio. Frames of a label outside every part are labelled pauses; a pattern cut by

@@ -81,6 +81,10 @@ def test_eval_seconds_keeps_old_keys_and_evaluates_longer_clips(tmp_path, monkey
     monkeypatch.setattr(sedlib.train.data, "validate", validate)
     result = run_experiment(_exp(eval_seconds=4.0), cache_dir=tmp_path, **PROFILE)
     assert seen == [(4.0, 64_000)]  # 4 s eval clips at 16 kHz; trained on 2 s
+    study, train, _, audio = configs_from_parameters({"eval_clip_seconds": 10.0, "clip_seconds": 4.0,
+                                                      "train_preset": "smoke"})
+    assert make_experiment("fmntiny", study, train, audio=audio).eval_seconds == 10.0
+    assert study.eval_audio(audio).clip_seconds == 10.0 and StudyConfig().eval_audio(audio) is audio
     assert result.metrics["psds_clips"] == 2 and "psds1_macro" in result.metrics
 
 

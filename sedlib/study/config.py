@@ -109,6 +109,10 @@ class StudyConfig:
                               f"to None")
         return str(path)
 
+    def eval_audio(self, audio: AudioConfig) -> AudioConfig:
+        """``audio`` at :attr:`eval_clip_seconds` (the eval clips' settings; unchanged if None)."""
+        return audio if self.eval_clip_seconds is None else replace(audio, clip_seconds=self.eval_clip_seconds)
+
     @property
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`run_experiment` this study sets."""

@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--init", default=None,
                         help="start from these weights ({backbone}: the name); default: scratch")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--half", action="store_true",
+                        help="store float16 weights (half the file)")
     parser.add_argument("--runs", default="runs/synth_backbones",
                         help="fit() run folders, one per backbone and --data (resumed if there)")
     parser.add_argument("--out", default=None, help="default data/checkpoints[/<world>]")
@@ -87,7 +89,7 @@ def main() -> None:
         path = save_weights(run.model, out / f"{name}_synth.safetensors",
                             model_name=name, classes=list(train.vocab.names), backbone_only=True,
                             extra={"step": str(run.step), "data": args.data, "init": str(init),
-                                   "bn_recalibrated": "64 train clips"})
+                                   "bn_recalibrated": "64 train clips"}, half=args.half)
         print(f"{path}: {run.step} steps in {time.perf_counter() - t0:.0f} s; {args.eval_data} "
               f"eval PSDS1 {100 * metrics['psds1']:.2f}, macro {100 * metrics['psds1_macro']:.2f}",
               flush=True)

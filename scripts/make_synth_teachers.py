@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--eval-seconds", type=float, default=None,
                         help="eval clip length (4 s; context2: 10 s, the study's)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--half", action="store_true",
+                        help="store float16 weights (half the file; what is scored is the stored file)")
     parser.add_argument("--out", default=None, help="default data/checkpoints/<world>")
     parser.add_argument("--runs", default="runs/synth_teachers", help="fit() run folders")
     parser.add_argument("--no-ensemble", action="store_true", help="train and score members only")
@@ -116,7 +118,7 @@ def main() -> None:
                       run_info={"data": data, "script": "scripts/make_synth_teachers.py"})
             save_weights(run.model, path, model_name=name, classes=list(train.vocab.names),
                          extra={"step": str(run.step), "data": data, "init": backbone.name,
-                                "bn_recalibrated": "64 train clips"})
+                                "bn_recalibrated": "64 train clips"}, half=args.half)
             print(f"{path}: {run.step} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         model, _ = load_detector_model(name, path)
         table[name] = {"file": path.name, "bytes": path.stat().st_size, **score(model, evaluation, eval_audio)}

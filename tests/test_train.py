@@ -470,6 +470,25 @@ def test_save_weights_handles_shared_tcn_tensors(tmp_path):
         assert torch.equal(fresh.state_dict()[key], value), key
 
 
+def test_save_weights_in_half_precision(tmp_path):
+    """half=True: float16 on disk (about half the file), float32 again on loading, within fp16
+    rounding of the model; the metadata says so."""
+    from sedlib.models.checkpoints import checkpoint_metadata, load_state_dict
+    from sedlib.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("fmntiny+TF:16", num_classes=3)
+    full = runs.save_weights(model, tmp_path / "f.safetensors", model_name="fmntiny+TF:16", classes=["a", "b", "c"])
+    half = runs.save_weights(model, tmp_path / "h.safetensors", model_name="fmntiny+TF:16", classes=["a", "b", "c"],
+                             half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size and checkpoint_metadata(half)["stored"] == "float16"
+    sd = load_state_dict(half)
+    for key, value in model.state_dict().items():
+        assert sd[key].dtype == value.dtype
+        if value.is_floating_point():
+            assert torch.allclose(sd[key], value, rtol=1e-3, atol=1e-4), key
+
+
 def test_saved_weights_get_the_umask_permissions(tmp_path):
     """safetensors creates its file 0600; a shipped or shared checkpoint must be readable as
     any other file the process writes (0666 less the umask)."""

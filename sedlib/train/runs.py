@@ -85,15 +85,20 @@ def weights_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str,
                  classes: Sequence[str], extra: Mapping[str, str] | None = None,
-                 backbone_only: bool = False) -> Path:
+                 backbone_only: bool = False, half: bool = False) -> Path:
     """The model's state_dict as safetensors, atomically, with metadata ``model``, ``classes``
     (JSON list) and ``format`` ``sedlib`` (what :func:`sedlib.detect.detector.checkpoint_metadata` reads),
     plus ``extra`` strings. ``backbone_only``: only the backbone's ``model.*`` keys (a
-    pre-trained backbone: :func:`sedlib.models.checkpoints.load_into` gives any model fresh heads)."""
+    pre-trained backbone: :func:`sedlib.models.checkpoints.load_into` gives any model fresh heads).
+    ``half``: floating-point tensors stored as float16 (half the file; loading upcasts them to
+    float32, so the model stored is the rounded one: score that file, not the model in memory)."""
     from safetensors.torch import save_file
 
     sd = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()
           if not backbone_only or k.startswith("model.")}
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+        extra = {**(extra or {}), "stored": "float16"}
     if not sd:
         raise ValueError(f"{model_name}: no backbone keys (model.*) to save")
     meta = {"format": "sedlib", "model": model_name, "classes": json.dumps(list(classes)),

@@ -271,7 +271,7 @@ def test_paths_resolve_against_the_project_root_from_any_folder(tmp_path, monkey
 
     for cwd in (NOTEBOOKS_DIR, tmp_path):
         monkeypatch.chdir(cwd)
-        study = prepare(StudyConfig(backbone_init="data/checkpoints/{backbone}_synth.safetensors",
+        study = prepare(StudyConfig(backbone_init="data/checkpoints/context/{backbone}_synth.safetensors",
                                     run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "c")))
         assert Path(study.backbone_init_for("fmn02+TF:64")).is_file()
         assert study.figures_dir == str(tmp_path / "run" / "figures")

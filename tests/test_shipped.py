@@ -22,8 +22,10 @@ SHIPPED = sorted((ROOT / "data" / "checkpoints").glob("**/*.safetensors"))
 
 
 def _world(path: Path) -> str:
-    """data/checkpoints/*: the basic world; data/checkpoints/context/*: the context world."""
-    return "context" if path.parent.name == "context" else "basic"
+    """data/checkpoints/*: the basic world; data/checkpoints/<world>/*: that world."""
+    from sedlib.data.synth.soundscape import WORLDS
+
+    return path.parent.name if path.parent.name in WORLDS else "basic"
 
 
 def test_shipped_checkpoints_are_small():

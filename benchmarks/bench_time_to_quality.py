@@ -3,8 +3,8 @@ less than 1 PSDS1-macro point, per recipe.
 
 Each point of a curve is its own run (its own cosine schedule over its budget, as a study run at
 that budget would be), trained on the study's training data (context2 world, annotation noise)
-and scored on validation clips of 10 s (never the eval clips: budgets are chosen here). Runs are
-cached in ``--runs`` (one folder each, ``result.json`` last), so the benchmark resumes. Two runs
+and scored on validation clips of 10 s (``--eval-seconds``; never the eval clips: budgets are chosen here). Runs are
+cached in ``--runs`` (one folder each, ``result_<eval length>s.json`` last), so the benchmark resumes. Two runs
 go side by side (``--parallel 2``, one thread each), as the study trains them; the time reported
 is each run's own wall time (model build, clip reads, steps, BatchNorm recalibration; not the
 one-time clip-cache build nor the scoring)::
@@ -40,8 +40,10 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def run_one(student: str, recipe: str, steps: int, runs: str, validation: str, train_spec: str = TRAIN) -> dict:
-    """Train ``student`` with ``recipe`` for ``steps`` steps (cached) and score it."""
+def run_one(student: str, recipe: str, steps: int, runs: str, validation: str, train_spec: str = TRAIN,
+            eval_seconds: float = 10.0) -> dict:
+    """Train ``student`` with ``recipe`` for ``steps`` steps (cached) and score it on validation
+    clips of ``eval_seconds`` (each length's score cached beside the run)."""
     import torch
 
     from sedlib.config import AudioConfig
@@ -52,7 +54,7 @@ def run_one(student: str, recipe: str, steps: int, runs: str, validation: str, t
 
     torch.set_num_threads(1)
     folder = Path(runs) / f"{student.replace(':', '-')}_{recipe}_{steps}"
-    done = folder / "result.json"
+    done = folder / f"result_{eval_seconds:g}s.json"
     if done.is_file():
         return json.loads(done.read_text())
     r = RECIPES[recipe]
@@ -62,13 +64,16 @@ def run_one(student: str, recipe: str, steps: int, runs: str, validation: str, t
                   lr_decay=0.9, warmup_steps=min(r["warmup"], steps - 1), wavmix_p=0.0, mixup_p=0.0,
                   pretrained="scratch", seed=0)
     init = str(ROOT / r["init"].replace("{backbone}", student.split("+")[0]))
+    trained = (folder / "run" / "model.safetensors").is_file()
     t0 = time.perf_counter()
     result = fit(student, train, out_dir=folder / "run", train_config=cfg, audio_config=audio,
                  max_steps=steps, init=init, recalibrate_bn=64, progress=False, resume=True)
     seconds = time.perf_counter() - t0
-    eval_audio = AudioConfig(clip_seconds=10.0)
+    if trained:  # scored at another length before: its training time stands
+        seconds = next(json.loads(f.read_text())["train_seconds"] for f in folder.glob("result_*s.json"))
+    eval_audio = AudioConfig(clip_seconds=eval_seconds)
     m = validate(result.model, open_data(validation, "validation", eval_audio), audio_config=eval_audio)
-    out = {"student": student, "recipe": recipe, "steps": steps, "batch": r["batch"],
+    out = {"student": student, "recipe": recipe, "steps": steps, "batch": r["batch"], "eval_seconds": eval_seconds,
            "clips": steps * r["batch"], "train_seconds": seconds, "psds1_macro": 100 * m["psds1_macro"],
            "psds1": 100 * m["psds1"], "per_class": {c: 100 * v for c, v in m["psds1_per_class"].items()}}
     tmp = done.with_suffix(f".{os.getpid()}.tmp")
@@ -96,6 +101,7 @@ def main() -> None:
     parser.add_argument("--val-clips", type=int, default=500)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--train", default=TRAIN, help="training data spec")
+    parser.add_argument("--eval-seconds", type=float, default=10.0, help="validation clip length (10 s)")
     args = parser.parse_args()
     import multiprocessing
 
@@ -104,11 +110,11 @@ def main() -> None:
     from sedlib.study.training import open_data
 
     open_data(args.train, "train", AudioConfig(clip_seconds=4.0))  # build the clip caches once, untimed
-    open_data(validation, "validation", AudioConfig(clip_seconds=10.0))
+    open_data(validation, "validation", AudioConfig(clip_seconds=args.eval_seconds))
     jobs = [(s, r, b) for s in args.students for r in args.recipes for b in sorted(args.budgets, reverse=True)]
     with ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
         points = list(pool.map(run_one, *zip(*jobs), [args.runs] * len(jobs), [validation] * len(jobs),
-                               [args.train] * len(jobs)))
+                               [args.train] * len(jobs), [args.eval_seconds] * len(jobs)))
     print("| student | recipe | steps x batch | clips | train s | PSDS1 macro | gain of 2x |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for s in args.students:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from sedlib.config import AudioConfig
-from sedlib.detect.detector import load_detector_model
+from sedlib.detect.detector import checkpoint_metadata, load_detector_model
 from sedlib.models.ensemble import MeanLogits
 from sedlib.study.training import open_data
 from sedlib.train.class_report import class_report
@@ -51,6 +51,12 @@ from sedlib.train.runs import save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = "miss=0.1,confuse=0.2,jitter=50"  # the quick profile's training annotations
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the project when inside it (what the metadata records)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def teacher_file(out: Path, name: str) -> Path:
@@ -117,11 +123,13 @@ def main() -> None:
                       recalibrate_bn=64, resume=True,
                       run_info={"data": data, "script": "scripts/make_synth_teachers.py"})
             save_weights(run.model, path, model_name=name, classes=list(train.vocab.names),
-                         extra={"step": str(run.step), "data": data, "init": backbone.name,
+                         extra={"step": str(run.step), "data": data, "init": _relative(backbone),
                                 "bn_recalibrated": "64 train clips"}, half=args.half)
             print(f"{path}: {run.step} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         model, _ = load_detector_model(name, path)
-        table[name] = {"file": path.name, "bytes": path.stat().st_size, **score(model, evaluation, eval_audio)}
+        meta = checkpoint_metadata(path)
+        table[name] = {"file": path.name, "bytes": path.stat().st_size, "step": int(meta.get("step", 0)),
+                       "init": meta.get("init"), **score(model, evaluation, eval_audio)}
     if not args.no_ensemble and len(args.teachers) > 1:
         members = [load_detector_model(n, teacher_file(out, n))[0] for n in args.teachers]
         table["ensemble"] = {"members": args.teachers, **score(MeanLogits(members), evaluation, eval_audio)}
@@ -138,7 +146,7 @@ def main() -> None:
         tmp = summary.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"eval": f"synth:{args.eval_clips}:0:{world}",
                                    "eval_seconds": eval_audio.clip_seconds, "train": data,
-                                   "steps": args.steps, "batch": batch, "teachers": table}, indent=2) + "\n")
+                                   "batch": batch, "teachers": table}, indent=2) + "\n")
         os.replace(tmp, summary)
 
 

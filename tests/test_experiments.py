@@ -57,19 +57,19 @@ def test_key_is_stable_and_canonical():
     {"model": "fmntiny+TF:32"}, {"train_data": "synth:5"}, {"eval_data": "synth:3"},
     {"val_data": "synth:2"}, {"steps": 3}, {"seed": 1}, {"audio": AudioConfig(clip_seconds=4.0)},
     {"train": dataclasses.replace(SMOKE, max_lr=1e-3)}, {"bn_recalibration_clips": 4},
-    {"train": dataclasses.replace(SMOKE, mixup_p=0.0)}, {"val_every": 1}, {"eval_seconds": 4.0},
+    {"train": dataclasses.replace(SMOKE, mixup_p=0.0)}, {"val_every": 1}, {"eval_clip_seconds": 4.0},
 ])
 def test_any_config_change_gives_a_new_key(changes):
     assert _exp(**changes).key != _exp().key
 
 
-def test_eval_seconds_keeps_old_keys_and_evaluates_longer_clips(tmp_path, monkeypatch):
-    """eval_seconds=None (or the training length) is absent from the key, so runs stored before
+def test_eval_clip_seconds_keeps_old_keys_and_evaluates_longer_clips(tmp_path, monkeypatch):
+    """eval_clip_seconds=None (or the training length) is absent from the key, so runs stored before
     the field existed keep theirs; a run trained on 2 s clips is scored on 4 s eval clips."""
-    assert "eval_seconds" not in _exp().to_dict() and _exp(eval_seconds=2.0).key == _exp().key
-    assert Experiment.from_dict(_exp(eval_seconds=4.0).to_dict()).eval_seconds == 4.0
-    with pytest.raises(ValueError, match="eval_seconds must be a positive"):
-        _exp(eval_seconds=0)
+    assert "eval_clip_seconds" not in _exp().to_dict() and _exp(eval_clip_seconds=2.0).key == _exp().key
+    assert Experiment.from_dict(_exp(eval_clip_seconds=4.0).to_dict()).eval_clip_seconds == 4.0
+    with pytest.raises(ValueError, match="eval_clip_seconds must be a positive"):
+        _exp(eval_clip_seconds=0)
     import sedlib.train.data
 
     seen, real = [], sedlib.train.data.validate
@@ -79,11 +79,11 @@ def test_eval_seconds_keeps_old_keys_and_evaluates_longer_clips(tmp_path, monkey
         return real(model, dataset, **kwargs)
 
     monkeypatch.setattr(sedlib.train.data, "validate", validate)
-    result = run_experiment(_exp(eval_seconds=4.0), cache_dir=tmp_path, **PROFILE)
+    result = run_experiment(_exp(eval_clip_seconds=4.0), cache_dir=tmp_path, **PROFILE)
     assert seen == [(4.0, 64_000)]  # 4 s eval clips at 16 kHz; trained on 2 s
     study, train, _, audio = configs_from_parameters({"eval_clip_seconds": 10.0, "clip_seconds": 4.0,
                                                       "train_preset": "smoke"})
-    assert make_experiment("fmntiny", study, train, audio=audio).eval_seconds == 10.0
+    assert make_experiment("fmntiny", study, train, audio=audio).eval_clip_seconds == 10.0
     assert study.eval_audio(audio).clip_seconds == 10.0 and StudyConfig().eval_audio(audio) is audio
     assert result.metrics["psds_clips"] == 2 and "psds1_macro" in result.metrics
 

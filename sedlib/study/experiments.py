@@ -91,7 +91,7 @@ class Experiment:
     bn_recalibration_clips: int = 0  # > 0: recompute BatchNorm statistics before evaluation
     # eval clips of this length (s) while training on audio.clip_seconds; None: the same length.
     # Left out of the key when None, so runs stored before it existed keep their keys.
-    eval_seconds: float | None = None
+    eval_clip_seconds: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -124,18 +124,17 @@ class Experiment:
                              f"frame); use a multiple of 0.04 s such as 4.0")
         if self.eval_data is None and self.val_data is None:
             raise ValueError("Experiment: give eval_data (or at least val_data) to report metrics")
-        if self.eval_seconds is not None:
-            if not isinstance(self.eval_seconds, (int, float)) or self.eval_seconds <= 0:
-                raise ValueError(f"Experiment.eval_seconds must be a positive number of seconds or None, "
-                                 f"got {self.eval_seconds!r}")
-            object.__setattr__(self, "eval_seconds", float(self.eval_seconds))
-            if self.eval_seconds == self.audio.clip_seconds:
-                object.__setattr__(self, "eval_seconds", None)  # one key for "the training length"
+        length = self.eval_clip_seconds
+        if length is not None and (not isinstance(length, (int, float)) or length <= 0):
+            raise ValueError(f"Experiment.eval_clip_seconds must be a positive number or None, got {length!r}")
+        object.__setattr__(self, "eval_clip_seconds",  # one key for "the training length"
+                           None if length in (None, self.audio.clip_seconds) else float(length))
 
     @property
     def eval_audio(self) -> AudioConfig:
-        """The audio settings of the eval clips: :attr:`audio` at :attr:`eval_seconds`."""
-        return self.audio if self.eval_seconds is None else replace(self.audio, clip_seconds=self.eval_seconds)
+        """The audio settings of the eval clips: :attr:`audio` at :attr:`eval_clip_seconds`."""
+        length = self.eval_clip_seconds
+        return self.audio if length is None else replace(self.audio, clip_seconds=length)
 
     # serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -143,8 +142,8 @@ class Experiment:
         d["train"] = dataclasses.asdict(self.train)
         d["distill"] = None if self.distill is None else dataclasses.asdict(self.distill)
         d["audio"] = dataclasses.asdict(self.audio)
-        if d["eval_seconds"] is None:
-            del d["eval_seconds"]  # the key of a run stored before the field existed
+        if d["eval_clip_seconds"] is None:
+            del d["eval_clip_seconds"]  # the key of a run stored before the field existed
         return json.loads(json.dumps(d))  # tuples -> lists, as stored
 
     @classmethod
@@ -296,7 +295,7 @@ def make_experiment(model: str, study: StudyConfig, train: TrainConfig,
                    distill=distill, steps=study.steps, seed=train.seed,
                    audio=audio or AudioConfig(), val_every=study.val_every,
                    bn_recalibration_clips=study.bn_recalibration_clips,
-                   eval_seconds=study.eval_clip_seconds)
+                   eval_clip_seconds=study.eval_clip_seconds)
     if "init" not in changes:
         fields_["init"] = study.backbone_init_for(model)
     fields_.update(changes)

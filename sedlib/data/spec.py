@@ -6,8 +6,9 @@ required fields come first, optional ones last; a label file precedes its audio 
     synth[:N[:SEED[:OPTIONS]]]        embedded synthetic set (sedlib.data.synth): N clips of the
                                       split (default 2000 train / 250 validation / 250 eval),
                                       SynthConfig(synth_seed=SEED); OPTIONS, comma-separated:
-                                      world=basic|context (11 classes, or 13 with the long
-                                      patterns ringtone and ticking; default basic) and, train
+                                      world=basic|context|context2 (11 classes, or 13 with the
+                                      long patterns ringtone and ticking; context2: every pattern
+                                      decidable within its clip; default basic) and, train
                                       split only, annotation noise miss=R,confuse=R,jitter=MS
                                       (LabelNoise: rates and jitter std in ms)
     DIR  or  folder:DIR               DESED layout as `sedlib synth` writes it: DIR/audio/*,

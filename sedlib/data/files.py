@@ -175,6 +175,11 @@ def _labelled_source(label_file: Path, audio_dir: Path, *, strong: bool,
                       missing=missing, vocab=vocab, on_error=on_error, **kwargs)
 
 
+def is_desed_folder(root: Path) -> bool:
+    """Whether ``root`` holds the DESED layout: ``audio/`` and ``strong.tsv`` or ``weak.tsv``."""
+    return (root / "audio").is_dir() and ((root / "strong.tsv").is_file() or (root / "weak.tsv").is_file())
+
+
 def folder_source(root: str | os.PathLike, *, vocab: Vocabulary | None = None,
                   **kwargs: Any) -> FileSource:
     """A folder in the DESED layout written by ``sedlib synth`` or ``sedlib mix``: ``audio/``,
@@ -182,7 +187,7 @@ def folder_source(root: str | os.PathLike, *, vocab: Vocabulary | None = None,
     class per line: the vocabulary, else a known one that holds every label)."""
     root = Path(root)
     strong, weak = root / "strong.tsv", root / "weak.tsv"
-    if not (root / "audio").is_dir() or not (strong.is_file() or weak.is_file()):
+    if not is_desed_folder(root):
         raise FormatError(f"{root}: expected the DESED layout: {root}/audio/ with the clips, "
                           f"{root}/strong.tsv (or weak.tsv) and optionally durations.tsv (your own "
                           f"recordings: audacity:{root} with a label track <stem>.txt beside each, "

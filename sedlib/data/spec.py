@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sedlib.config import AudioConfig
-from sedlib.data.files import desed_source, folder_source
+from sedlib.data.files import desed_source, folder_source, is_desed_folder
 from sedlib.data.labels import (
     Vocabulary,
 )
@@ -195,7 +195,7 @@ def _folder_kind(root: Path) -> str:
     layout, announced in one line (what ``--data audacity:DIR`` would read)."""
     from sedlib.data.user_labels import user_folder_layout
 
-    if (root / "audio").is_dir() and ((root / "strong.tsv").is_file() or (root / "weak.tsv").is_file()):
+    if is_desed_folder(root):
         return "folder"
     layout = user_folder_layout(root)
     if layout is None:

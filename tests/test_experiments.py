@@ -85,6 +85,7 @@ def test_eval_clip_seconds_keeps_old_keys_and_evaluates_longer_clips(tmp_path, m
                                                       "train_preset": "smoke"})
     assert make_experiment("fmntiny", study, train, audio=audio).eval_clip_seconds == 10.0
     assert study.eval_audio(audio).clip_seconds == 10.0 and StudyConfig().eval_audio(audio) is audio
+    assert _exp(eval_clip_seconds=4.0).evaluation == ("synth:2", "eval", AudioConfig(clip_seconds=4.0))
     assert result.metrics["psds_clips"] == 2 and "psds1_macro" in result.metrics
 
 

@@ -218,9 +218,9 @@ def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/
     from sedlib.train.data import dataset_vocab
 
     specs = [(exp.train_data, "train", exp.audio), (exp.val_data, "validation", exp.audio),
-             (exp.weak_data, "train", exp.audio), (exp.eval_data, "eval", exp.eval_audio)]
-    if exp.eval_data is None and exp.eval_audio != exp.audio:  # evaluated on validation clips
-        specs.append((exp.val_data, "validation", exp.eval_audio))
+             (exp.weak_data, "train", exp.audio)]
+    if exp.evaluation != (exp.val_data, "validation", exp.audio):  # else: the validation clips
+        specs.append(exp.evaluation)
     sources = [open_data(spec, split, audio) for spec, split, audio in specs if spec is not None]
     k = len(dataset_vocab(sources[0], "training"))
     before = torch.get_num_threads()

@@ -131,10 +131,12 @@ class Experiment:
                            None if length in (None, self.audio.clip_seconds) else float(length))
 
     @property
-    def eval_audio(self) -> AudioConfig:
-        """The audio settings of the eval clips: :attr:`audio` at :attr:`eval_clip_seconds`."""
+    def evaluation(self) -> tuple[str, str, AudioConfig]:
+        """``(spec, split, audio)`` of the clips the metrics are reported on: ``eval_data``
+        (else ``val_data``), at :attr:`eval_clip_seconds` (else the training length)."""
         length = self.eval_clip_seconds
-        return self.audio if length is None else replace(self.audio, clip_seconds=length)
+        audio = self.audio if length is None else replace(self.audio, clip_seconds=length)
+        return (self.eval_data, "eval", audio) if self.eval_data is not None else (self.val_data, "validation", audio)
 
     # serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

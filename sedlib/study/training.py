@@ -85,9 +85,9 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
     train = open_data(exp.train_data, "train", audio)
     val = None if exp.val_data is None else open_data(exp.val_data, "validation", audio)
     weak = None if exp.weak_data is None else open_data(exp.weak_data, "train", audio)
-    eval_audio = exp.eval_audio
-    evaluation = (val if eval_audio == audio else open_data(exp.val_data, "validation", eval_audio)) \
-        if exp.eval_data is None else open_data(exp.eval_data, "eval", eval_audio)
+    eval_spec, eval_split, eval_audio = exp.evaluation
+    same_as_val = (eval_split, eval_audio) == ("validation", audio)
+    evaluation = val if same_as_val else open_data(eval_spec, eval_split, eval_audio)
     k = len(dataset_vocab(train, "training"))
     model = exp.model
     if build is not None:

@@ -11,7 +11,8 @@ Each diagnosis is a measured comparison on VALIDATION clips (the eval clips stay
     # one table of every scored run
     .venv/bin/python scripts/diagnose_world.py table
     # where in the patterns a model fails: frame AUC on sounding parts, labelled pauses, patterns
-    # cut by the clip edge (fewer parts visible than identify the class), lone beeps vs tones
+    # cut by the clip edge (fewer parts visible than identify the class), lone beeps vs tones,
+    # lone beeps within 2 s of an alarm's or ringtone's tone vs lone beeps away from them
     .venv/bin/python scripts/diagnose_world.py parts runs/diagnose/clean
 
 The model (default fmn02+BiGRU:64, the quick profile's sequence-model student shape) starts
@@ -168,6 +169,14 @@ def _parts(args: argparse.Namespace) -> None:
                             for a, z in segs:
                                 tones |= (centres >= a) & (centres < z)
                     add("beep/pattern_tones", prob[b, c][tones & ~inside])
+                    # lone beeps within 2 s of an alarm's or ringtone's tone vs the others
+                    starts = [a for e, segs in parts if e.label in ("alarm", "ringtone") for a, _ in segs]
+                    ends = [z for e, segs in parts if e.label in ("alarm", "ringtone") for _, z in segs]
+                    for event, _ in parts:
+                        if event.label == "beep":
+                            span = (centres >= event.onset) & (centres < event.offset)
+                            near = any(z > event.onset - 2 and a < event.offset + 2 for a, z in zip(starts, ends))
+                            add("beep/near_pattern" if near else "beep/alone", prob[b, c][span])
     rows = {}
     for name in names:
         neg = cells.get(f"{name}/neg", [])
@@ -176,6 +185,9 @@ def _parts(args: argparse.Namespace) -> None:
                       for kind in ("sounding", "pause", "cut")}
     rows["beep"]["vs_pattern_tones"] = {"auc": _auc(cells["beep/sounding"], cells["beep/pattern_tones"]),
                                         "frames": len(cells["beep/pattern_tones"])}
+    for kind in ("near_pattern", "alone"):  # a lone beep's frames vs every frame outside beeps
+        rows["beep"][kind] = {"auc": _auc(cells.get(f"beep/{kind}", []), cells.get("beep/neg", [])),
+                              "frames": len(cells.get(f"beep/{kind}", []))}
     out = (path if path.is_dir() else RUNS / path.stem) / f"parts_{args.seconds:g}s.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")

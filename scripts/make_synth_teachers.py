@@ -20,7 +20,8 @@ for a given torch build and thread count (``--threads``, default 1).
 
 The context2 world's teachers (``data/checkpoints/context2/``; README "The embedded data set")
 start from that world's pre-trained fmn04 backbone, train on 16,384 distinct clips at batch 16
-and are scored on 10 s eval clips (the study's), with per-class PSDS1 and frame AUC::
+and are scored on 4 s eval clips (their training length, as the study's models), with per-class
+PSDS1 and frame AUC::
 
     .venv/bin/python scripts/make_synth_teachers.py fmn04+TF:104 --world context2 --steps 3000 --no-ensemble
     .venv/bin/python scripts/make_synth_teachers.py fmn04+BiGRU:104 --world context2 --steps 3000 --no-ensemble
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="clips per step (8; context2: 16)")
     parser.add_argument("--eval-clips", type=int, default=1000)
     parser.add_argument("--eval-seconds", type=float, default=None,
-                        help="eval clip length (4 s; context2: 10 s, the study's)")
+                        help="eval clip length (4 s, the training length, where the study evaluates)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--half", action="store_true",
                         help="store float16 weights (half the file; what is scored is the stored file)")
@@ -106,7 +107,7 @@ def main() -> None:
     clips, batch = args.clips or (16384 if v2 else 8192), args.batch or (16 if v2 else 8)
     data = f"synth:{clips}:0:{world},{NOISE}"
     audio = AudioConfig(clip_seconds=4.0)  # the quick profile's training clips
-    eval_audio = AudioConfig(clip_seconds=args.eval_seconds or (10.0 if v2 else 4.0))
+    eval_audio = AudioConfig(clip_seconds=args.eval_seconds or 4.0)
     evaluation = open_data(f"synth:{args.eval_clips}:0:{world}", "eval", eval_audio)
     table: dict[str, dict] = {}
     for i, name in enumerate(args.teachers):

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 setup:
 	bash scripts/install.sh
 
-# The main job: every notebook of the study, quick profile (embedded data, CPU, <= 20 min);
+# The main job: every notebook of the study, quick profile (embedded data, CPU; ~1 h on 2 AVX2 cores);
 # executed notebooks in runs/, figures and results.md in figures/.
 study: setup
 	$(PY) -m sedlib study --profile quick

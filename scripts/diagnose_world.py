@@ -163,19 +163,16 @@ def _parts(args: argparse.Namespace) -> None:
                 add(f"{name}/pause", prob[b, c][inside & ~sounding & ~cut])
                 add(f"{name}/cut", prob[b, c][cut])
                 if name == "beep":  # a lone beep's score on the tones of alarms and ringtones
+                    tone_segs = [seg for e, segs in parts if e.label in ("alarm", "ringtone") for seg in segs]
                     tones = np.zeros(t, bool)
-                    for event, segs in parts:
-                        if event.label in ("alarm", "ringtone"):
-                            for a, z in segs:
-                                tones |= (centres >= a) & (centres < z)
+                    for a, z in tone_segs:
+                        tones |= (centres >= a) & (centres < z)
                     add("beep/pattern_tones", prob[b, c][tones & ~inside])
                     # lone beeps within 2 s of an alarm's or ringtone's tone vs the others
-                    starts = [a for e, segs in parts if e.label in ("alarm", "ringtone") for a, _ in segs]
-                    ends = [z for e, segs in parts if e.label in ("alarm", "ringtone") for _, z in segs]
                     for event, _ in parts:
                         if event.label == "beep":
                             span = (centres >= event.onset) & (centres < event.offset)
-                            near = any(z > event.onset - 2 and a < event.offset + 2 for a, z in zip(starts, ends))
+                            near = any(z > event.onset - 2 and a < event.offset + 2 for a, z in tone_segs)
                             add("beep/near_pattern" if near else "beep/alone", prob[b, c][span])
     rows = {}
     for name in names:

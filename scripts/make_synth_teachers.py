@@ -44,6 +44,7 @@ import torch
 from sedlib.config import AudioConfig
 from sedlib.detect.detector import checkpoint_metadata, load_detector_model
 from sedlib.models.ensemble import MeanLogits
+from sedlib.study.results import project_relative
 from sedlib.study.training import open_data
 from sedlib.train.class_report import class_report
 from sedlib.train.config import PRESETS
@@ -52,12 +53,6 @@ from sedlib.train.runs import save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = "miss=0.1,confuse=0.2,jitter=50"  # the quick profile's training annotations
-
-
-def _relative(path: Path) -> str:
-    """``path`` relative to the project when inside it (what the metadata records)."""
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def teacher_file(out: Path, name: str) -> Path:
@@ -124,7 +119,7 @@ def main() -> None:
                       recalibrate_bn=64, resume=True,
                       run_info={"data": data, "script": "scripts/make_synth_teachers.py"})
             save_weights(run.model, path, model_name=name, classes=list(train.vocab.names),
-                         extra={"step": str(run.step), "data": data, "init": _relative(backbone),
+                         extra={"step": str(run.step), "data": data, "init": project_relative(str(backbone)),
                                 "bn_recalibrated": "64 train clips"}, half=args.half)
             print(f"{path}: {run.step} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         model, _ = load_detector_model(name, path)

@@ -4,12 +4,12 @@ the quick study profile finds a pre-trained backbone for every backbone it train
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 import torch
 
+from sedlib.data.spec import open_source
 from sedlib.data.synth.soundscape import synth_vocabulary
 from sedlib.detect.detector import checkpoint_metadata
 from sedlib.models.checkpoints import load_checkpoint
@@ -69,9 +69,9 @@ def test_quick_profile_has_a_backbone_for_every_model_it_trains(monkeypatch):
 
 
 def _spec_world(spec: str) -> str:
-    """``synth:N:SEED:world=context2,miss=0.1`` -> ``context2`` (no ``world=``: basic)."""
-    match = re.search(r"world=(\w+)", spec)
-    return match.group(1) if match else "basic"
+    """``synth:N:SEED:world=context2,miss=0.1`` -> ``context2`` (no ``world=``: basic), as the
+    data-spec parser reads it."""
+    return open_source(spec, split="train").synth.config.synth_world
 
 
 @pytest.mark.parametrize("name", ["quick", "classroom", "smoke"])

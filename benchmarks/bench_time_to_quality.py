@@ -37,6 +37,10 @@ RECIPES: dict[str, dict] = {
     "new": dict(init=_CONTEXT2, batch=16, lr=3e-3, seq_lr=None, warmup=8),
     "new-batch32": dict(init=_CONTEXT2, batch=32, lr=3e-3, seq_lr=None, warmup=8),
     "new-seqlr1e-2": dict(init=_CONTEXT2, batch=16, lr=3e-3, seq_lr=1e-2, warmup=8),
+    # the study's recipe (seq LR 1e-2) with one more lever each: a long warmup (64 steps, a
+    # quarter of B) or a backbone LR of 1e-3 (fresh heads move less of the pre-trained backbone)
+    "seqlr-warmup64": dict(init=_CONTEXT2, batch=16, lr=3e-3, seq_lr=1e-2, warmup=64),
+    "seqlr-bb1e-3": dict(init=_CONTEXT2, batch=16, lr=1e-3, seq_lr=1e-2, warmup=8),
 }
 
 

@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # PNG export (kaleido driving Chromium) logs every step at INFO
+        for chatty in ("choreographer", "kaleido"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return int(args._run(args) or 0)
     except SedlibError as err:

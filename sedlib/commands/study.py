@@ -30,9 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", default="runs/cache", metavar="DIR",
                         help="training-result cache shared by notebooks (default runs/cache)")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    parser.add_argument("--claims-only", action="store_true",
+                        help="run nothing: rewrite claims.md and the forest plot in --figures from its "
+                             "results.jsonl (the study writes them after every run)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.claims_only:
+        return _claims_only(args.figures)
     from sedlib.study.runner import run_study
 
     only = args.only.split(",") if args.only else None
@@ -47,4 +52,28 @@ def run(args: argparse.Namespace) -> int:
         for stem, why in report.failed.items():
             print(f"  {stem}: {why}  (see {report.out / (stem + '.ipynb')})")
         return 1
+    return 0
+
+
+def _claims_only(figures: str) -> int:
+    from pathlib import Path
+
+    from sedlib.errors import SedlibError
+    from sedlib.study.claims_report import write_claims
+    from sedlib.study.results import read_results_log
+    from sedlib.study.runner import STORED_RESULTS
+
+    path = Path(figures) / STORED_RESULTS
+    if not path.is_file():
+        raise SedlibError(f"{path}: no stored results (run `sedlib study` first, or point --figures at a "
+                          f"folder holding {STORED_RESULTS})")
+    try:
+        rows = read_results_log(path)
+        out = write_claims(rows, figures, title=f"The paper's claims (from {path})")
+    except (ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
+        raise SedlibError(f"{path}: not a study results file ({type(err).__name__}: {err})") from err
+    if not out:
+        print(f"{path}: its runs test none of the paper's claims; nothing written")
+        return 0
+    print(f"wrote {', '.join(str(p) for p in out.values())}")
     return 0

@@ -139,6 +139,7 @@ NOTEBOOK_PARAMETERS: tuple[str, ...] = (
     "student", "teacher", "kd_weights", "listen_clips", "listen_model",
     "detection_threshold", "stride_models",
     "curve_steps",  # 02: step budgets of the learning curve (the profile's `steps` among them)
+    "median_sweep_data",  # 02: validation clips for the median-filter window sweep (None: no sweep)
     "freeze_options",  # 04: backbone frozen (True) and/or fine-tuned (False) rows of Table I
     "longer_training",  # 05: also the paper's "2x training" row (continues each + weak run)
     "own_init",  # 07: the checkpoint fine-tuned on the real recordings' classes

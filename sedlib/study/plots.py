@@ -9,7 +9,8 @@ them (``params``, ``macs``, ``throughput``) -- e.g. ``{**profile.to_dict(), "psd
   backbone's scaled dim (104, 160, 256, 512, 768).
 
 One line per family (sequence-model type; "CNN" for the backbone alone), points ordered by x
-and labelled by model name, log x axis, the Pareto front of each panel dashed.
+(model names in the legend and hover text, not on the points), log x axis, the Pareto front of
+each panel dashed where intervals separate its points (:func:`separated_front`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,22 @@ def pareto_front(
     return sorted(front, key=lambda i: float(points[i][0]))
 
 
+def separated_front(rows: Sequence[dict], front: Sequence[int], y: str, *, cheap_first: bool = True) -> list[int]:
+    """The Pareto ``front`` (indices into ``rows``, by increasing x) kept only where intervals
+    separate: walking from the cheapest point (the first; the last with ``cheap_first=False``,
+    for a higher-is-better x such as throughput), a point stays when its interval (``<y>_low``)
+    lies above the last kept point's (``<y>_high``); without intervals the whole front. A front
+    drawn through points whose intervals overlap would rank models the data cannot tell apart.
+    Returned by increasing x."""
+    if not all(rows[i].get(f"{y}_low") is not None and rows[i].get(f"{y}_high") is not None for i in front):
+        return list(front)
+    kept: list[int] = []
+    for i in (front if cheap_first else reversed(front)):
+        if not kept or rows[i][f"{y}_low"] > rows[kept[-1]][f"{y}_high"]:
+            kept.append(i)
+    return kept if cheap_first else kept[::-1]
+
+
 def family(name: str) -> str:
     """The line a model belongs to: its sequence-model type, or "CNN" for the backbone alone."""
     from sedlib.models.names import parse_name
@@ -117,7 +134,7 @@ def _add_panel(
         fig.add_trace(go.Scatter(
             x=[r[x] for r in pts], y=[r[y] for r in pts], text=[r[label] for r in pts],
             error_y=_error_bars(pts, y),
-            mode="lines+markers+text", textposition="top center", textfont={"size": 9},
+            mode="lines+markers",  # names in the hover text and legend, not on the points
             name=fam, legendgroup=fam, showlegend=show_legend,
             line={"color": _color(fam)}, marker={"size": 8},
             hovertemplate=f"%{{text}}<br>{x}=%{{x:.4g}}<br>{y}=%{{y:.2f}}<extra></extra>",
@@ -125,6 +142,9 @@ def _add_panel(
     if pareto and rows:
         lower_better = METRICS.get(x, (x, True))[1]
         idx = pareto_front([(r[x], r[y]) for r in rows], maximize_y=True, minimize_x=lower_better)
+        idx = separated_front(rows, idx, y, cheap_first=lower_better)
+        if len(idx) < 2:  # no front point is told apart from the cheapest one: draw none
+            return
         fig.add_trace(go.Scatter(
             x=[rows[i][x] for i in idx], y=[rows[i][y] for i in idx],
             text=[rows[i][label] for i in idx], mode="lines+markers", name="Pareto front",

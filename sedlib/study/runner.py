@@ -282,6 +282,10 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
                                        lambda tmp: tmp.write_text(text, encoding="utf-8"))
     stored = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)  # for stale_rows()
     runs.atomic_write(figures / STORED_RESULTS, lambda tmp: tmp.write_text(stored, encoding="utf-8"))
+    from sedlib.study.claims_report import write_claims
+
+    write_claims(rows, figures, title=f"The paper's claims ({name} profile, {time.strftime('%Y-%m-%d %H:%M')})",
+                 png=bool(prof["common"].get("png", True)))
     runs.write_json(out / "study.json", {"profile": str(prof["path"]), "done": report.done,
                                          "failed": report.failed, "seconds": report.seconds})
     return report

@@ -6,7 +6,7 @@ labels or JSON.
   they are decided; equal to ``detect`` on a file).
 
 May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.audio``, ``sedlib.data``,
-``sedlib.models``, ``sedlib.registry``, ``sedlib.evaluate``, ``sedlib.deploy``.
+``sedlib.models``, ``sedlib.registry``, ``sedlib.trained``, ``sedlib.evaluate``, ``sedlib.deploy``.
 """
 
 from sedlib._exports import lazy_exports

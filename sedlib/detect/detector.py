@@ -31,6 +31,7 @@ from sedlib.data.labels import Event, Vocabulary
 from sedlib.errors import SedlibError
 from sedlib.evaluate.postprocess import FrameScores, scores_to_events
 from sedlib.models.checkpoints import checkpoint_metadata  # noqa: F401 - also importable from here
+from sedlib.trained import load_trained_model, resolve_vocabulary  # noqa: F401 - also from here
 
 log = logging.getLogger(__name__)
 
@@ -194,42 +195,6 @@ def detect_files(
     return result
 
 
-def resolve_vocabulary(spec: str | None, num_classes: int) -> Vocabulary:
-    """Class names for a model's outputs: ``audioset`` (447), ``synth``, ``desed``, a text file
-    with one name per line, or None to pick by class count (447 -> AudioSet Strong)."""
-    from sedlib.data import labels
-
-    named: dict[str, Callable[[], Vocabulary]] = {
-        "audioset": labels.audioset_strong_classes,
-        "desed": labels.desed_classes,
-    }
-    try:
-        from sedlib.data.synth.soundscape import synth_vocabulary
-
-        named["synth"] = synth_vocabulary
-        named["synth-context"] = lambda: synth_vocabulary("context")
-    except ImportError:  # pragma: no cover - synth is part of the package
-        pass
-    if spec is None:
-        matches = [f() for f in named.values() if len(f()) == num_classes]
-        if len(matches) != 1:
-            raise SedlibError(
-                f"cannot tell the class names of a {num_classes}-class model; pass --classes "
-                f"({', '.join(named)} or a file with one class name per line)"
-            )
-        vocab = matches[0]
-    elif spec in named:
-        vocab = named[spec]()
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise SedlibError(f"--classes: {spec!r} is neither one of {sorted(named)} nor a file")
-        vocab = labels.read_class_list(path)
-    if len(vocab) != num_classes:
-        raise SedlibError(f"vocabulary {vocab.name!r} has {len(vocab)} classes, the model {num_classes}")
-    return vocab
-
-
 def load_detector_model(
     name: str | None, checkpoint: str | os.PathLike | None, classes: str | None = None,
     backend: str | None = None, threads: int | None = None,
@@ -244,38 +209,13 @@ def load_detector_model(
     """
     from sedlib.deploy.backends import check_backend, runtime_model
 
-    model, vocab = _load_detector_model(name, checkpoint, classes, backend, threads)
+    if checkpoint is not None and str(checkpoint).endswith(".onnx"):  # runs in an engine
+        model, vocab = _onnx_detector_model(name, Path(checkpoint), classes, backend or "onnxruntime", threads)
+    else:
+        model, vocab = load_trained_model(name, checkpoint, classes)
     if backend is not None and check_backend(backend) != "torch":
         model = runtime_model(model, backend, vocab.names, threads=threads)
     return model, vocab
-
-
-def _load_detector_model(name, checkpoint, classes, backend, threads) -> tuple[nn.Module, Vocabulary]:
-    from sedlib.models.checkpoints import load_into, read_checkpoint
-    from sedlib.models.releases import model_to_release
-    from sedlib.registry import create_model
-
-    if checkpoint is not None and str(checkpoint).endswith(".onnx"):  # runs in an engine
-        return _onnx_detector_model(name, Path(checkpoint), classes, backend or "onnxruntime", threads)
-    if checkpoint is None:
-        if name is None:
-            raise SedlibError("give a model name or a checkpoint")
-        try:
-            checkpoint = model_to_release(name)
-        except ValueError as err:
-            raise SedlibError(f"no released checkpoint for {name!r} ({err}); pass --checkpoint") from None
-    name, sd, meta, path = read_checkpoint(checkpoint, name)
-    head = sd.get("strong_head.weight")
-    num_classes = int(head.shape[0]) if head is not None else 447
-    model = create_model(name, num_classes=num_classes)
-    load_into(model, sd, strict=True)
-    if classes is None and "classes" in meta:
-        vocab = Vocabulary(json.loads(meta["classes"]), path.name)
-        if len(vocab) != num_classes:
-            raise SedlibError(f"{path}: metadata names {len(vocab)} classes, the head has {num_classes}")
-    else:
-        vocab = resolve_vocabulary(classes, num_classes)
-    return model.eval(), vocab
 
 
 def _onnx_detector_model(name: str | None, path: Path, classes: str | None, backend: str,

@@ -11,7 +11,8 @@
 (``checkpoint``: the shipped model's backbone and sequence model with new heads; ``scratch``:
 the same model from random weights) once per seed, scores it on ``eval`` with 5 eval folds,
 and returns records for :mod:`sedlib.study.findings` (mean ± 95 % over seeds and folds, paired
-differences). Runs are cached in the work folder by their settings.
+differences). Runs are cached in the work folder by their settings and the initial weights'
+content, atomically and under a file lock.
 """
 
 from __future__ import annotations
@@ -83,7 +84,14 @@ def prepare_sets(work_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClasses
 
 
 def _run_dir(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str, seed: int) -> Path:
-    settings = {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond}
+    """The run's cache folder, keyed by its settings, the initial weights by their content (a
+    release by its name): a checkpoint replaced under the same path is a new run."""
+    from sedlib.config import project_path
+    from sedlib.study.experiments import _file_digest
+
+    init = project_path(cfg.init)
+    settings = {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond,
+                "init": f"sha256:{_file_digest(init)}" if init.is_file() else cfg.init}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     return Path(cache_dir) / f"07-{cond}-s{seed}-{digest}"
 
@@ -91,9 +99,9 @@ def _run_dir(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str, see
 def run_conditions(cache_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClassesConfig(), *,
                    progress: bool = True) -> list[dict[str, Any]]:
     """One record per condition and seed (module doc), trained or read from the cache
-    (``cache_dir/07-<condition>-s<seed>-<settings digest>/result.json``)."""
-    from sedlib.config import project_path
-    from sedlib.train.finetune import evaluate_model, finetune
+    (``cache_dir/07-<condition>-s<seed>-<settings digest>/result.json``, written atomically, each
+    run under a file lock: notebooks run side by side train it once)."""
+    from sedlib.locking import file_lock
 
     sets = prepare_sets(Path(cache_dir) / "07-sets", cfg)
     records = []
@@ -101,30 +109,40 @@ def run_conditions(cache_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClas
         for cond in CONDITIONS:
             folder = _run_dir(cache_dir, cfg, cond, seed)
             result_file = folder / "result.json"
-            if result_file.is_file():
-                records.append(json.loads(result_file.read_text())["record"])
-                continue
-            log.info("07: %s, seed %d", cond, seed)
-            init = str(project_path(cfg.init)) if project_path(cfg.init).is_file() else cfg.init  # or a release
-            result = finetune(init if cond == "checkpoint" else "scratch", sets["train"], folder / "run",
-                              steps=cfg.steps, val_data=sets["val"], batch_size=cfg.batch_size, lr=cfg.lr,
-                              seed=seed, model_name=cfg.model, clip_seconds=cfg.clip_seconds, progress=progress,
-                              validations=3)
-            metrics = evaluate_model(result.model, sets["eval"], result.vocab, clip_seconds=cfg.clip_seconds)
-            record = {"name": cond, "seed": seed, "best_step": result.best["step"],
-                      **{k: v for k, v in metrics.items() if k.startswith("psds1")}}
-            text = json.dumps({"record": record, "metrics": {k: metrics[k] for k in ("psds1", "psds1_macro")}})
-            result_file.write_text(text)
-            records.append(record)
+            with file_lock(Path(cache_dir) / f".{folder.name}.lock"):  # one process trains a run
+                if not result_file.is_file():
+                    _run_one(cfg, sets, cond, seed, folder, progress)
+            records.append(json.loads(result_file.read_text())["record"])
     return records
+
+
+def _run_one(cfg: OwnClassesConfig, sets: dict[str, str], cond: str, seed: int, folder: Path,
+             progress: bool) -> None:
+    """Fine-tune one condition and seed into ``folder/run`` and write ``folder/result.json``
+    (atomically: a run stopped midway leaves no result, and resumes)."""
+    from sedlib.atomic import atomic_write
+    from sedlib.config import project_path
+    from sedlib.train.finetune import evaluate_model, finetune
+
+    log.info("07: %s, seed %d", cond, seed)
+    init = str(project_path(cfg.init)) if project_path(cfg.init).is_file() else cfg.init  # or a release
+    result = finetune(init if cond == "checkpoint" else "scratch", sets["train"], folder / "run",
+                      steps=cfg.steps, val_data=sets["val"], batch_size=cfg.batch_size, lr=cfg.lr,
+                      seed=seed, model_name=cfg.model, clip_seconds=cfg.clip_seconds, progress=progress,
+                      validations=3)
+    metrics = evaluate_model(result.model, sets["eval"], result.vocab, clip_seconds=cfg.clip_seconds)
+    record = {"name": cond, "seed": seed, "best_step": result.best["step"],
+              **{k: v for k, v in metrics.items() if k.startswith("psds1")}}
+    text = json.dumps({"record": record, "metrics": {k: metrics[k] for k in ("psds1", "psds1_macro")}})
+    atomic_write(folder / "result.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def best_model(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str = "checkpoint", seed: int | None = None):
     """The kept (best-validation) model of one run and its classes."""
-    from sedlib.detect.detector import load_detector_model
+    from sedlib.trained import load_trained_model
 
     seed = cfg.seeds[0] if seed is None else seed
-    return load_detector_model(None, _run_dir(cache_dir, cfg, cond, seed) / "run" / "model.safetensors")
+    return load_trained_model(None, _run_dir(cache_dir, cfg, cond, seed) / "run" / "model.safetensors")
 
 
 def own_config(study, train, audio, *, own_init: str, own_model: str, own_clips) -> OwnClassesConfig:

@@ -9,7 +9,8 @@
 - :mod:`~sedlib.train.data`: samplers, validation; :mod:`~sedlib.train.runs`: run folders.
 
 May import: ``sedlib.config``, ``sedlib.errors``, ``sedlib.audio``, ``sedlib.data``,
-``sedlib.models``, ``sedlib.registry``, ``sedlib.evaluate``, ``sedlib.detect``.
+``sedlib.models``, ``sedlib.registry``, ``sedlib.trained``, ``sedlib.evaluate`` (not
+``sedlib.detect``: trained models load through :mod:`sedlib.trained`).
 """
 
 from sedlib._exports import lazy_exports

@@ -146,7 +146,7 @@ class Trainer:
             raise SedlibError(f"model {getattr(model, 'name', '')} has {model.num_classes} output "
                               f"classes, the training data's vocabulary {self.vocab.name!r} has {k}")
         if init is not None:
-            from sedlib.detect.detector import checkpoint_metadata
+            from sedlib.models.checkpoints import checkpoint_metadata
             from sedlib.models.checkpoints import load_checkpoint
 
             theirs = json.loads(checkpoint_metadata(init).get("classes", "null"))

@@ -387,7 +387,7 @@ def parse_teacher(spec: str) -> tuple[str | None, str | None]:
 
 def load_teacher(spec: str, vocab):
     """The teacher model of ``spec`` in eval mode; SedlibError unless it predicts ``vocab``."""
-    from sedlib.detect.detector import load_detector_model
+    from sedlib.trained import load_trained_model
     from sedlib.errors import SedlibError
 
     name, checkpoint = parse_teacher(spec)
@@ -395,7 +395,7 @@ def load_teacher(spec: str, vocab):
         raise SedlibError(f"--teacher {spec!r}: give its weights (NAME:CHECKPOINT or a release "
                           f"name); an untrained teacher makes meaningless labels")
     try:
-        model, classes = load_detector_model(name, checkpoint)
+        model, classes = load_trained_model(name, checkpoint)
     except SedlibError as err:
         raise SedlibError(f"--teacher {spec!r}: {err}") from None
     if list(classes.names) != list(vocab.names):

@@ -87,7 +87,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, model_name: str,
                  classes: Sequence[str], extra: Mapping[str, str] | None = None,
                  backbone_only: bool = False, half: bool = False) -> Path:
     """The model's state_dict as safetensors, atomically, with metadata ``model``, ``classes``
-    (JSON list) and ``format`` ``sedlib`` (what :func:`sedlib.detect.detector.checkpoint_metadata` reads),
+    (JSON list) and ``format`` ``sedlib`` (what :func:`sedlib.models.checkpoints.checkpoint_metadata` reads),
     plus ``extra`` strings. ``backbone_only``: only the backbone's ``model.*`` keys (a
     pre-trained backbone: :func:`sedlib.models.checkpoints.load_into` gives any model fresh heads).
     ``half``: floating-point tensors stored as float16 (half the file; loading upcasts them to

@@ -157,18 +157,19 @@ def student_backbone(student: str, *, study, train, audio: AudioConfig) -> tuple
 
 
 def teacher_table(teachers: Sequence[Teacher], eval_spec: str, audio: AudioConfig, *,
-                  batch_size: int = 8) -> list[dict[str, Any]]:
+                  batch_size: int = 8, median_window: int = 9) -> list[dict[str, Any]]:
     """One row per teacher (:func:`sedlib.study.findings.single_model_row`: PSDS1 macro and
     PSDS1 with the eval-clip interval, plus ``model`` and ``params``) on the eval split of
     ``eval_spec``, and, for two or more, a last row for the ensemble itself
     (:class:`sedlib.models.ensemble.MeanLogits`, ``name`` "ensemble"): the teacher the labels
-    come from (mean strong logits) is the ensemble, not its best member."""
+    come from (mean strong logits) is the ensemble, not its best member. ``median_window``: the
+    students' (``TrainConfig.median_window``), so teacher and students are scored alike."""
     from sedlib.models.ensemble import MeanLogits
     from sedlib.study.findings import single_model_row
     from sedlib.study.training import evaluate_on
 
     def row(name: str, model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate_on(model, eval_spec, audio, batch_size=batch_size)
+        metrics = evaluate_on(model, eval_spec, audio, batch_size=batch_size, median_window=median_window)
         return {**single_model_row(name, metrics), "model": getattr(model, "name", type(model).__name__),
                 "params": sum(p.numel() for p in model.parameters())}
 

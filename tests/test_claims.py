@@ -121,10 +121,11 @@ def test_the_committed_claims_tables_are_the_committed_results():
     """figures/claims.md and figures/classroom/claims.md are what the committed results.jsonl
     give (rewrite them with `sedlib study --claims-only --figures <folder>`)."""
     from sedlib.config import PROJECT_ROOT
+    from sedlib.study.median_window import read_sweep
     from sedlib.study.results import read_results_log
 
     for folder in (PROJECT_ROOT / "figures", PROJECT_ROOT / "figures" / "classroom"):
-        table = claims_markdown_table(assess_all(read_results_log(folder / "results.jsonl")))
+        table = claims_markdown_table(assess_all(read_results_log(folder / "results.jsonl"), read_sweep(folder)))
         stored = (folder / "claims.md").read_text(encoding="utf-8")
         assert table in stored, f"{folder / 'claims.md'} is stale"
         assert stored.count("\n| ") >= 8, "at least 7 claims"  # header row + >= 7 claims
@@ -197,3 +198,4 @@ def test_a_stored_sweep_joins_the_claims_file(tmp_path):
     assert read_sweep(tmp_path) == _sweep()
     text = write_claims(_study(), tmp_path, title="t", png=False)["md"].read_text()
     assert text.count("| Sec. III-B |") == 4
+

@@ -137,4 +137,5 @@ def test_learning_curve_rows_and_figure():
     fig = learning_curve_figure(rows)
     assert [t.name for t in fig.data] == ["fmn02", "fmn02+TF:64"]
     assert list(fig.data[0].x) == [64, 128, 256] and fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == [64, 128, 256]  # ticks at the budgets, not 3 4 ... 100 2
     assert fig.data[0].error_y.array is not None

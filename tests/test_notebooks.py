@@ -4,6 +4,7 @@ place), and ``sedlib study`` runs, continues past a failure and writes its summa
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import subprocess
 import sys
@@ -68,9 +69,30 @@ def test_notebook_shape_and_parameters(path):
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "\ndef " not in f"\n{code}" and "\nclass " not in f"\n{code}", \
         f"{path.name}: functions and classes belong in sedlib"
-    last = nb.cells[-1].source
-    assert "What this run found" in last or "what this run found" in last.lower(), \
-        f"{path.name} must end with what this run found"
+    found = nb.cells[-2].source  # then the exercises (test_notebook_teaches)
+    assert "What this run found" in found or "what this run found" in found.lower(), \
+        f"{path.name} must end with what this run found and its exercises"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_teaches(path):
+    """Learning objectives and the measured time after the title; "Try this" exercises last, each
+    a change of a parameter the notebook declares, with what to expect; discussion questions."""
+    import re
+
+    nb = nbformat.read(str(path), as_version=4)
+    top, last = nb.cells[1], nb.cells[-1]
+    assert top.cell_type == "markdown" and top.source.startswith("## What you will learn"), path.name
+    assert re.search(r"\*\*Time\.\*\* .* took \*\*\d+(\.\d)? min\*\*", top.source), f"{path.name}: no measured time"
+    assert last.cell_type == "markdown" and last.source.startswith("## Try this"), path.name
+    exercises = re.findall(r"^\d+\. `(\w+) = ([^`]+)`: (.+)$", last.source, flags=re.M)
+    assert 2 <= len(exercises) <= 4, f"{path.name}: {len(exercises)} exercises"
+    declared = declared_parameters(path)
+    for name, value, expect in exercises:
+        assert name in declared, f"{path.name}: exercise sets {name!r}, which the notebook does not declare"
+        ast.literal_eval(value)  # a value the parameters cell could hold
+        assert len(expect) > 40, f"{path.name}: exercise {name} says too little about what to expect"
+    assert "**Discuss.**" in last.source and last.source.rstrip().endswith("?"), path.name
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

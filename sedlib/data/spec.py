@@ -177,6 +177,17 @@ def _synth_options(spec: str, text: str, split: str):
         raise _spec_error(spec, str(err)) from None
 
 
+def without_label_noise(spec: str) -> str:
+    """The same ``synth`` clips with exact labels: ``spec`` without its annotation-noise options
+    (``synth:8:0:world=context2,miss=0.1`` -> ``synth:8:0:world=context2``; the audio is the
+    same, only the labels differ). Other specs are returned as they are."""
+    kind, fields = parse_spec(spec)
+    if kind != "synth" or len(fields) < 3:
+        return spec
+    kept = [p for p in fields[2].split(",") if p.partition("=")[0] not in _NOISE_FIELDS]
+    return ":".join(["synth", *fields[:2], *([",".join(kept)] if kept else [])])
+
+
 def _existing(spec: str, text: str, what: str, folder: bool) -> Path:
     path = Path(text)
     if folder and not path.is_dir():

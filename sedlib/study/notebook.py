@@ -121,3 +121,16 @@ def show_figure(fig, saved: Mapping[str, Path] | None = None) -> None:
     from IPython.display import display
 
     display(figure_bundle(fig, (saved or {}).get("png")), raw=True)
+
+
+def busiest_clip(dataset, first: int = 32) -> int:
+    """Index of the clip with the most labelled events among the first ``first`` of ``dataset``
+    (items with ``targets`` ``(K, T)``; an event = a run of active frames; ties: the lower
+    index): the clip a figure of events should show."""
+    import numpy as np
+
+    def events(i: int) -> int:
+        t = np.asarray(dataset[i]["targets"]) > 0.5  # (K, T)
+        return int((t[:, 1:] & ~t[:, :-1]).sum() + t[:, 0].sum())
+
+    return max(range(min(first, len(dataset))), key=lambda i: (events(i), -i))

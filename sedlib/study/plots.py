@@ -181,7 +181,8 @@ def learning_curve_figure(records: Any, y: str = "psds1_macro", *, x: str = "ste
             x=[r[x] for r in pts], y=[r[y] for r in pts], name=name, mode="lines+markers",
             error_y=_error_bars(pts, y), line={"color": _color(family(name))},
             hovertemplate=f"{name}<br>{x}=%{{x}}<br>{y}=%{{y:.2f}}<extra></extra>"))
-    fig.update_xaxes(type="log", title="optimiser steps")
+    steps = sorted({r[x] for r in rows})
+    fig.update_xaxes(type="log", title="optimiser steps", tickvals=steps, ticktext=[f"{v:,}" for v in steps])
     fig.update_yaxes(title=Y_TITLES.get(y, y))
     fig.update_layout(title=title, template="plotly_white", width=640, height=440)
     return fig

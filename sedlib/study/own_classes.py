@@ -98,7 +98,7 @@ def _run_dir(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str, see
 
 def run_conditions(cache_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClassesConfig(), *,
                    progress: bool = True) -> list[dict[str, Any]]:
-    """One record per condition and seed (module doc), trained or read from the cache
+    """One record per condition and seed (module doc; PSDS values in percent), trained or read from the cache
     (``cache_dir/07-<condition>-s<seed>-<settings digest>/result.json``, written atomically, each
     run under a file lock: notebooks run side by side train it once)."""
     from sedlib.locking import file_lock
@@ -112,8 +112,21 @@ def run_conditions(cache_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClas
             with file_lock(Path(cache_dir) / f".{folder.name}.lock"):  # one process trains a run
                 if not result_file.is_file():
                     _run_one(cfg, sets, cond, seed, folder, progress)
-            records.append(json.loads(result_file.read_text())["record"])
+            records.append(_percent(json.loads(result_file.read_text())["record"]))
     return records
+
+
+def _percent(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored record (PSDS as fractions) with every PSDS value in percent, as every other
+    notebook prints them."""
+    def pct(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: pct(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [pct(x) for x in v]
+        return None if v is None else 100 * v
+
+    return {k: pct(v) if k.startswith("psds1") else v for k, v in record.items()}
 
 
 def _run_one(cfg: OwnClassesConfig, sets: dict[str, str], cond: str, seed: int, folder: Path,
@@ -168,20 +181,36 @@ def recordings_table():
 
 
 def per_class_table(records):
-    """Mean PSDS1 per class and condition over seeds (rows: classes)."""
+    """PSDS1 (percent) per class and condition: the mean over seeds with its 95 % interval over
+    seeds (rows: classes; columns ``<condition>``, ``<condition>_low``, ``<condition>_high``)."""
     import pandas as pd
 
-    rows = [{"condition": r["name"], "seed": r["seed"], "class": c, "psds1": v}
-            for r in records for c, v in r["psds1_per_class"].items()]
-    return pd.DataFrame(rows).pivot_table(index="class", columns="condition", values="psds1", aggfunc="mean")
+    from sedlib.study.intervals import mean_interval
+
+    conditions = list(dict.fromkeys(r["name"] for r in records))
+    classes = list(dict.fromkeys(c for r in records for c in r["psds1_per_class"]))
+    rows = []
+    for c in classes:
+        row = {"class": c}
+        for cond in conditions:
+            iv = mean_interval([r["psds1_per_class"][c] for r in records if r["name"] == cond])
+            row.update({cond: iv.mean, f"{cond}_low": max(0.0, iv.low), f"{cond}_high": min(100.0, iv.high)})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("class")
 
 
 def per_class_figure(table):
-    """Grouped bars: PSDS1 per class, one bar per condition."""
+    """Grouped bars: PSDS1 (%) per class, one bar per condition, with the 95 % interval over
+    seeds (clipped to the metric's range, 0-100)."""
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Bar(name=cond, x=list(table.index), y=list(100 * table[cond])) for cond in table.columns])
-    fig.update_layout(barmode="group", title="Held-out recordings: PSDS1 per class (mean over seeds)",
+    conditions = [c for c in table.columns if not c.endswith(("_low", "_high"))]
+    fig = go.Figure([go.Bar(name=cond, x=list(table.index), y=list(table[cond]),
+                            error_y={"type": "data", "symmetric": False,
+                                     "array": list(table[f"{cond}_high"] - table[cond]),
+                                     "arrayminus": list(table[cond] - table[f"{cond}_low"])})
+                     for cond in conditions])
+    fig.update_layout(barmode="group", title="Held-out recordings: PSDS1 per class (mean over seeds, 95 % interval)",
                       yaxis_title="PSDS1 (%)", xaxis_title="class", width=800, height=420)
     return fig
 
@@ -223,7 +252,7 @@ def comparison_sentence(records) -> str:
     else:
         word = "**inconclusive** at this budget (the interval contains 0)"
     return (f"Fine-tuned from the checkpoint − from scratch, PSDS1 macro on the held-out recordings: "
-            f"{100 * d.mean:+.1f} points [{100 * d.low:+.1f}, {100 * d.high:+.1f}] (95 %, {n} seed"
+            f"{d.mean:+.1f} points [{d.low:+.1f}, {d.high:+.1f}] (95 %, {n} seed"
             f"{'s' if n != 1 else ''}, paired, eval folds): {word}.")
 
 

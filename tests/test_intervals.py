@@ -139,3 +139,16 @@ def test_learning_curve_rows_and_figure():
     assert list(fig.data[0].x) == [64, 128, 256] and fig.layout.xaxis.type == "log"
     assert list(fig.layout.xaxis.tickvals) == [64, 128, 256]  # ticks at the budgets, not 3 4 ... 100 2
     assert fig.data[0].error_y.array is not None
+
+
+def test_verdict_word_is_what_the_sentences_say():
+    from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE, Interval, verdict, verdict_word
+
+    cases = [(Interval(2.0, 1.0, 3.0, 3), +1, AGREES), (Interval(2.0, 1.0, 3.0, 3), -1, DIFFERS),
+             (Interval(0.5, -1.0, 2.0, 3), +1, INCONCLUSIVE), (Interval(2.0, 2.0, 2.0, 1), +1, INCONCLUSIVE)]
+    for iv, sign, word in cases:
+        assert verdict_word(iv, sign) == word
+        assert f": {word}" in verdict("x", iv, sign, scale=1.0)
+    assert "(one seed: no interval)" in verdict("x", Interval(2.0, 2.0, 2.0, 1), +1)
+    with pytest.raises(ValueError, match="paper_sign must be"):
+        verdict_word(Interval(1.0, 0.5, 1.5, 3), 0)

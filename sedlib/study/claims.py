@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE, Interval, compare_configurations
+from sedlib.study.intervals import INCONCLUSIVE, Interval, compare_configurations, verdict_word
 
 #: PSDS1 (%) of the paper's released configurations (SPEC 4.1; the mean over the paper's runs).
 PAPER_PSDS1: dict[str, float] = {
@@ -65,7 +65,6 @@ class Claim:
     paper: float | None = None
     paper_basis: str = ""
     classes: tuple[str, ...] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def paper_gain_range(family: str) -> tuple[float, float] | None:
@@ -128,11 +127,16 @@ def _gap(a: str, b: str) -> tuple[float | None, str]:
 
 def catalogue(records: Iterable[Mapping[str, Any]]) -> list[Claim]:
     """Every claim of the paper the records can test (module doc), in the paper's order."""
+    return _catalogue(_derived(records))
+
+
+def _catalogue(derived: Sequence[Mapping[str, Any]]) -> list[Claim]:
+    """:func:`catalogue` of records that :func:`_derived` has prepared."""
     from sedlib.data.synth.soundscape import LONG_CONTEXT_CLASSES
     from sedlib.models.names import BACKBONES, parse_name
 
-    recs = [r for r in _derived(records) if r.get("name")]
-    plain = [r for r in recs if _matches(r, {**_base(r), "steps": r.get("steps")}) and "(" not in r["name"]]
+    recs = [r for r in derived if r.get("name")]
+    plain = [r for r in recs if _matches(r, _base(r)) and "(" not in r["name"]]
     if not plain:
         return []
     budget = Counter(r.get("steps") for r in plain).most_common(1)[0][0]
@@ -206,12 +210,13 @@ def _training_claims(recs: Sequence[Mapping[str, Any]], budget: int) -> list[Cla
         out.append(Claim("table1-finetune", "Table I", "fine-tuning the backbone beats freezing it (with KD)", ft,
                          {**ft, "frozen_backbone": True}, +1, None, "direction (size not in SPEC.md)"))
     weak = [r for r in recs if r.get("weak_data") is not None and r.get("kd_weight", 0) > 0]
-    for r in [x for x in weak if not x["continued"]][:1]:
+    r = next((x for x in weak if not x["continued"]), None)
+    if r is not None:
         strong = {**_base(r), "kd_weight": r["kd_weight"], "steps": budget}
-        out.append(Claim("table2-weak", "Table II", "distilling on a teacher-only set as well beats KD on the "
-                         "labelled set alone", {**strong, "weak_data": r["weak_data"]}, strong, +1, None,
-                         f"part of fmn10+TF:256 43.86 -> {PAPER_WEAK_KD_2X} (with 2x training)"))
         w = {**strong, "weak_data": r["weak_data"]}
+        out.append(Claim("table2-weak", "Table II", "distilling on a teacher-only set as well beats KD on the "
+                         "labelled set alone", w, strong, +1, None,
+                         f"part of fmn10+TF:256 43.86 -> {PAPER_WEAK_KD_2X} (with 2x training)"))
         if any(_matches(x, {**w, "continued": True}) for x in weak):
             out.append(Claim("table2-longer", "Table II", "training twice as long helps on top of weak-set KD",
                              {**w, "continued": True}, w, +1, None, f"the rest of 43.86 -> {PAPER_WEAK_KD_2X}"))
@@ -235,12 +240,16 @@ def assess(records: Iterable[Mapping[str, Any]], claim: Claim) -> dict[str, Any]
     """One row: ``claim``, ``ours`` (the paired Interval of ``a - b``), ``mde`` (80 % power),
     ``verdict`` (the word) and ``reach`` (for an inconclusive one: whether the paper's effect
     was within what the design detects). ValueError when a side has no records."""
+    return _assess(_derived(records), claim)
+
+
+def _assess(derived: Sequence[Mapping[str, Any]], claim: Claim) -> dict[str, Any]:
+    """:func:`assess` on records that :func:`_derived` has prepared."""
     from sedlib.study.findings import on_classes
 
-    recs = _derived(records)
     labelled = []
     for label, want in (("a", claim.a), ("b", claim.b)):
-        rows = [{**r, "_side": label} for r in recs if _matches(r, want)]
+        rows = [{**r, "_side": label} for r in derived if _matches(r, want)]
         if not rows:
             raise ValueError(f"claim {claim.key}: no records match {dict(want)}")
         labelled += rows
@@ -248,10 +257,7 @@ def assess(records: Iterable[Mapping[str, Any]], claim: Claim) -> dict[str, Any]
         labelled = on_classes(labelled, claim.classes)
     iv = compare_configurations(labelled, "a", "b", "psds1_macro", by="_side")
     mde = minimum_detectable_effect(iv)
-    if not iv.known or iv.contains(0.0):
-        word = INCONCLUSIVE
-    else:
-        word = AGREES if (iv.low > 0) == (claim.sign > 0) else DIFFERS
+    word = verdict_word(iv, claim.sign)
     reach = ""
     if word == INCONCLUSIVE:
         if claim.paper is None or math.isnan(mde):
@@ -270,8 +276,8 @@ def sweep_claims(sweep: Sequence[Mapping[str, Any]]) -> tuple[list[Claim], list[
 
     recs = window_records(sweep)
     out = []
+    names = {r["name"] for r in recs}
     for m in dict.fromkeys(r["model"] for r in recs):
-        names = {r["name"] for r in recs}
         if f"{m}, odd windows" in names:
             out.append(Claim(f"median-odd-{m}", "Sec. III-B", f"odd median windows beat their even neighbours "
                              f"(`{m}`, validation clips)", {"name": f"{m}, odd windows"},
@@ -288,6 +294,6 @@ def assess_all(records: Iterable[Mapping[str, Any]],
     """:func:`assess` of every claim in :func:`catalogue` (records read once), then those of a
     median-window ``sweep`` (:func:`sweep_claims`) when one is given."""
     recs = _derived(records)
-    rows = [assess(recs, c) for c in catalogue(recs)]
+    rows = [_assess(recs, c) for c in _catalogue(recs)]
     claims, sweep_recs = sweep_claims(sweep) if sweep else ([], [])
     return rows + [assess(sweep_recs, c) for c in claims]

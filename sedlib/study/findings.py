@@ -130,7 +130,7 @@ def curve_verdicts(results: Iterable[Any], a: str, b: str, text: str, paper_sign
                    steps: Sequence[int], *, metric: str = "psds1_macro") -> list[dict[str, Any]]:
     """The verdict of one claim (``a`` vs ``b``) at each step budget of a learning curve: one
     dict per budget with ``steps``, ``difference`` (Interval) and ``verdict`` (the word)."""
-    from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE
+    from sedlib.study.intervals import verdict_word
 
     recs = records_of(results)
     out = []
@@ -138,7 +138,7 @@ def curve_verdicts(results: Iterable[Any], a: str, b: str, text: str, paper_sign
         at = [r for r in recs if r.get("steps") == s]
         diff = compare_configurations(at, a, b, metric)
         sentence = verdict(text, diff, paper_sign, scale=1.0)
-        word = next(w for w in (AGREES, DIFFERS, INCONCLUSIVE) if f": {w}" in sentence)
+        word = verdict_word(diff, paper_sign)
         out.append({"steps": s, "difference": diff, "verdict": word, "sentence": sentence})
     return out
 

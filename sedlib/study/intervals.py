@@ -104,6 +104,17 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
     return mean_interval([a[s] - b[s] for s in seeds], cv, confidence=confidence)
 
 
+def verdict_word(difference: Interval, paper_sign: int) -> str:
+    """:data:`AGREES` (the interval lies on the paper's side of zero, ``paper_sign`` +1 or -1),
+    :data:`DIFFERS` (on the other side) or :data:`INCONCLUSIVE` (it contains zero, or no
+    interval could be estimated)."""
+    if paper_sign not in (1, -1):
+        raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign!r}")
+    if not difference.known or difference.contains(0.0):
+        return INCONCLUSIVE
+    return AGREES if (difference.low > 0) == (paper_sign > 0) else DIFFERS
+
+
 def verdict(claim: str, difference: Interval, paper_sign: int, *, scale: float = 100.0) -> str:
     """The sentence for a comparison: ``claim`` (what the paper found, e.g. "a sequence model
     adds more than it costs"), ``difference`` (ours, e.g. TF minus CNN) and ``paper_sign``
@@ -113,16 +124,9 @@ def verdict(claim: str, difference: Interval, paper_sign: int, *, scale: float =
     >>> verdict("TF beats the CNN", Interval(0.02, 0.01, 0.03, 3), +1)
     'TF beats the CNN: agrees with the paper (difference +2.0 ± 1.0 (n=3) PSDS points, 95 % interval).'
     """
-    if paper_sign not in (1, -1):
-        raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign!r}")
+    word = verdict_word(difference, paper_sign)
     if not difference.known:
-        word = f"{INCONCLUSIVE} (one seed: no interval)"
-    elif difference.contains(0.0):
-        word = INCONCLUSIVE
-    elif (difference.low > 0) == (paper_sign > 0):
-        word = AGREES
-    else:
-        word = DIFFERS
+        word += " (one seed: no interval)"
     pct = round(difference.confidence * 100)
     sign = "+" if difference.mean >= 0 else ""
     return (f"{claim}: {word} (difference {sign}{difference.format(scale)} PSDS points, "

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from sedlib.study.claims import PAPER_PSDS1, _paper_dim, assess, assess_all, catalogue, minimum_detectable_effect
+from sedlib.study.claims import PAPER_PSDS1, paper_dim, assess, assess_all, catalogue, minimum_detectable_effect
 from sedlib.study.claims_report import claims_markdown_table, claims_of
 from sedlib.study.intervals import AGREES, DIFFERS, INCONCLUSIVE, Interval
 
@@ -51,8 +51,8 @@ def test_minimum_detectable_effect_is_the_power_multiple_of_the_half_width():
 
 
 def test_paper_dims_follow_the_backbones_scaled_default():
-    assert _paper_dim(64, "fmn02") == 256 and _paper_dim(32, "fmn02") == 128
-    assert _paper_dim(104, "fmn04") == 256 and _paper_dim(256, "fmn10") == 256
+    assert paper_dim(64, "fmn02") == 256 and paper_dim(32, "fmn02") == 128
+    assert paper_dim(104, "fmn04") == 256 and paper_dim(256, "fmn10") == 256
 
 
 def test_the_catalogue_lists_the_claims_a_quick_grid_tests():

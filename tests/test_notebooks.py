@@ -95,6 +95,30 @@ def test_notebook_teaches(path):
     assert "**Discuss.**" in last.source and last.source.rstrip().endswith("?"), path.name
 
 
+def test_notebook_prose_matches_the_data_and_the_profile():
+    """Text that names counts or files cannot go stale: every `data/...` path a markdown cell
+    names exists; a "N real recordings in K classes" matches data/real_sounds; a world named in
+    prose is the quick profile's; a "N classes" count is that world's."""
+    import re
+
+    from sedlib.data.real_sounds import class_recordings
+
+    root = Path(__file__).resolve().parent.parent
+    quick = notebook_parameters(load_profile("quick"), NOTEBOOKS[0])
+    world = re.search(r"world=(\w+)", quick["train_data"]).group(1)
+    recordings = class_recordings()
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for ref in re.findall(r"`(data/[^`{}<>*]+)`", cell.source):
+                assert (root / ref).exists(), f"{path.name}: names {ref}, which does not exist"
+            for n, k in re.findall(r"(\d+) real recordings in (\d+) classes", cell.source):
+                assert (int(n), int(k)) == (sum(map(len, recordings.values())), len(recordings)), path.name
+            for w in re.findall(r"the (context\d?) world's", cell.source):
+                assert w == world or "classroom" in cell.source, \
+                    f"{path.name}: names the {w} world; the quick profile trains on {world}"
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_defaults_are_the_quick_profile(path):
     """Run by hand (JupyterLab's Run All), a notebook computes what `make study` computes: its

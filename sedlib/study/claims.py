@@ -110,7 +110,7 @@ def _derived(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return recs
 
 
-def _paper_dim(dim: int, backbone: str) -> int:
+def paper_dim(dim: int, backbone: str) -> int:
     """The paper's fmn10 dim nearest (log scale) to ``dim`` relative to ``backbone``'s scaled
     default (e.g. fmn02's 64 = fmn10's 256)."""
     from sedlib.models.names import DEFAULT_DIMS
@@ -149,7 +149,7 @@ def _catalogue(derived: Sequence[Mapping[str, Any]]) -> list[Claim]:
     wide = next((c for c in cnns if base and BACKBONES[c] == 2 * BACKBONES[base]), None)
     for n in (s for s in seqs if parse_name(s).backbone == base):
         cfg = parse_name(n)
-        twin = f"fmn10+{cfg.seq_model}:{_paper_dim(cfg.seq_dim, base)}"
+        twin = f"fmn10+{cfg.seq_model}:{paper_dim(cfg.seq_dim, base)}"
         if base in cnns:
             paper, basis = _gap(twin, "fmn10")
             out.append(Claim(f"fig1-{n}-cnn", "Fig. 1", f"`{n}` beats the CNN alone `{base}`", side[n], side[base],

@@ -46,6 +46,10 @@ def seed_table(results: Iterable[Any], *, by: str | Sequence[str] = "name",
 
 
 def _pm(mean: float, low: float, high: float) -> str:
+    """``"mean ± half-width"``; an interval reaching past 0 or 100 (PSDS is bounded by both)
+    as ``"mean [low, high]"`` clipped to the bounds, never as "0.00 ± 0.22"."""
+    if low < 0 or high > 100:
+        return f"{mean:.2f} [{max(low, 0.0):.2f}, {min(high, 100.0):.2f}]"
     return f"{mean:.2f} ± {(high - low) / 2:.2f}"
 
 

@@ -74,7 +74,7 @@ DS_ACCELERATOR="$("$PY" -c 'import torch; print("cuda" if torch.version.cuda els
 import importlib, torch
 # sedlib.evaluate first: it hides dcase_util's pkg_resources notice before sed_scores_eval loads
 for m in ["sedlib.evaluate", "torchaudio", "deepspeed", "sed_scores_eval", "papermill", "plotly",
-          "ipywidgets", "rotary_embedding_torch", "safetensors", "soundfile", "h5py", "sedlib"]:
+          "ipywidgets", "rotary_embedding_torch", "safetensors", "soundfile", "h5py", "submitit", "sedlib"]:
     importlib.import_module(m)
 print(f"[install] environment OK: torch {torch.__version__} (cuda: {torch.version.cuda})")
 PYEOF

@@ -9,6 +9,11 @@ Each notebook is executed by papermill into the run folder (``--out``, default
 runs; the exit status is 1 when any failed. Figures (HTML + PNG) go to ``--figures``
 (default ``figures/``) with ``results.md``, the table of every model trained. Training runs are
 cached by config hash in ``--cache`` (default ``runs/cache``), shared by all notebooks.
+
+    sedlib study --profile paper --only 02 --executor slurm --slurm-partition gpu --slurm-gpus 1
+
+``--executor slurm`` trains every uncached run as a SLURM job (submitit; the cache folder must
+be shared with the nodes); the ``--slurm-*`` options replace the profile's ``slurm_*`` settings.
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where figures and results.md go (default figures/)")
     parser.add_argument("--cache", default="runs/cache", metavar="DIR",
                         help="training-result cache shared by notebooks (default runs/cache)")
+    parser.add_argument("--executor", choices=("local", "slurm"), default=None,
+                        help="where uncached runs train: here, or one SLURM job each (default: the "
+                             "profile's executor, else local)")
+    slurm = parser.add_argument_group("SLURM job settings (per run; default: the profile's slurm_*)")
+    slurm.add_argument("--slurm-partition", default=None, metavar="NAME")
+    slurm.add_argument("--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per run")
+    slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help="GPUs per run")
+    slurm.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="memory per run")
+    slurm.add_argument("--slurm-time-min", type=int, default=None, metavar="MIN",
+                       help="time limit per run (a run past it is requeued and resumes)")
+    slurm.add_argument("--slurm-max-jobs", type=int, default=None, metavar="N",
+                       help="runs at once (the job array's parallelism)")
+    slurm.add_argument("--slurm-option", action="append", default=None, metavar="NAME=VALUE",
+                       help="an extra sbatch option, e.g. qos=high (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     parser.add_argument("--claims-only", action="store_true",
                         help="run nothing: rewrite claims.md and the forest plot in --figures from its "
@@ -42,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     only = args.only.split(",") if args.only else None
     report = run_study(args.profile, only=only, out=args.out, figures=args.figures,
-                       cache_dir=args.cache, progress=not args.no_progress)
+                       cache_dir=args.cache, progress=not args.no_progress,
+                       overrides=_executor_overrides(args))
     total = sum(report.seconds.values())
     print(f"\nstudy: {len(report.done)} notebook(s) done, {len(report.failed)} failed, "
           f"{total / 60:.1f} min; executed notebooks in {report.out}")
@@ -53,6 +73,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {stem}: {why}  (see {report.out / (stem + '.ipynb')})")
         return 1
     return 0
+
+
+def _executor_overrides(args: argparse.Namespace) -> dict:
+    """The StudyConfig fields the command line sets (``--executor``, ``--slurm-*``)."""
+    from sedlib.errors import SedlibError
+
+    out = {name: getattr(args, name) for name in (
+        "executor", "slurm_partition", "slurm_cpus", "slurm_gpus", "slurm_mem_gb", "slurm_time_min",
+        "slurm_max_jobs") if getattr(args, name) is not None}
+    if args.slurm_option:
+        options = {}
+        for item in args.slurm_option:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise SedlibError(f"--slurm-option {item!r}: expected NAME=VALUE, e.g. qos=high")
+            options[name.strip().lstrip("-")] = value
+        out["slurm_options"] = options
+    return out
 
 
 def _claims_only(figures: str) -> int:

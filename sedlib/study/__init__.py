@@ -3,7 +3,9 @@
 - :mod:`~sedlib.study.runner`: ``run_study`` (papermill into a run folder), profiles.
 - :mod:`~sedlib.study.config`: ``StudyConfig`` and the notebooks' flat parameters.
 - :mod:`~sedlib.study.experiments`: ``Experiment`` (one training run, keyed by its full config);
-  :mod:`~sedlib.study.cache`: run-once-and-reuse; :mod:`~sedlib.study.training`: what a run does.
+  :mod:`~sedlib.study.cache`: run-once-and-reuse; :mod:`~sedlib.study.training`: what a run does;
+  :mod:`~sedlib.study.workers` / :mod:`~sedlib.study.slurm`: runs side by side here, or as
+  SLURM jobs (submitit).
 - :mod:`~sedlib.study.notebook`: helpers the notebooks call (paths, outputs, tables);
   :mod:`~sedlib.study.results`: the results table.
 - :mod:`~sedlib.study.stride`, :mod:`~sedlib.study.teachers`, :mod:`~sedlib.study.listen`,

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from sedlib.config import AudioConfig
 from sedlib.errors import SedlibError
@@ -95,12 +95,20 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cach
                    device: str = "cpu", progress: bool = True, throughput_batch_size: int = 8,
                    throughput_repeats: int = 3, throughput_warmup: int = 1,
                    throughput_dtype: str | None = None,
-                   num_threads: int | None = None) -> ExperimentResult:
+                   num_threads: int | None = None, executor: str = "local",
+                   slurm: Mapping[str, Any] | None = None) -> ExperimentResult:
     """Train and evaluate ``exp`` unless ``<cache_dir>/<key>/result.json`` exists (then return
     it, ``cached=True``). Throughput is measured on ``device`` with 10 s clips at
     ``throughput_batch_size`` (median of ``throughput_repeats`` batches) in ``throughput_dtype``
     (None: fp16 on CUDA as the paper, fp32 on CPU). ``num_threads``: torch
-    CPU threads while this runs (restored after; None: unchanged)."""
+    CPU threads while this runs (restored after; None: unchanged). ``executor="slurm"``: as a
+    SLURM job (:func:`run_experiments`)."""
+    if executor != "local":
+        return run_experiments([exp], cache_dir=cache_dir, device=device, progress=progress,
+                               throughput_batch_size=throughput_batch_size,
+                               throughput_repeats=throughput_repeats,
+                               throughput_warmup=throughput_warmup, throughput_dtype=throughput_dtype,
+                               num_threads=num_threads, executor=executor, slurm=slurm)[0]
     import torch
 
     before = torch.get_num_threads()
@@ -178,9 +186,13 @@ def run_over_seeds(experiments: Sequence[Experiment], study: StudyConfig) -> lis
     return run_experiments(exps, parallel_runs=study.parallel_runs, **study.run_kwargs)
 
 
-def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **kwargs: Any
-                    ) -> list[ExperimentResult]:
+def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, executor: str = "local",
+                    slurm: Mapping[str, Any] | None = None, **kwargs: Any) -> list[ExperimentResult]:
     """:func:`run_experiment` for each (options as there), with a progress bar over runs.
+
+    ``executor="slurm"``: each uncached run is one SLURM job (``slurm``: the job settings,
+    :attr:`StudyConfig.slurm_settings`; :mod:`sedlib.study.slurm`), this call waits for them;
+    results, keys and the cache are the local executor's.
 
     ``parallel_runs`` > 1 trains that many uncached runs at once, each in its own process with
     ``num_threads`` threads (one each on a 2-core machine: a small model's step does not use two
@@ -190,6 +202,10 @@ def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **
     from sedlib.progress import tqdm
 
     cache = Path(kwargs.get("cache_dir", "runs/cache"))
+    if executor not in ("local", "slurm"):
+        raise SedlibError(f"executor {executor!r}: expected local or slurm")
+    if executor == "slurm":
+        return _run_on_slurm(experiments, slurm or {}, kwargs)
     todo = [i for i, e in enumerate(experiments) if load_result(e, cache) is None]
     if parallel_runs <= 1 or len(todo) < 2:
         out = []
@@ -201,6 +217,25 @@ def run_experiments(experiments: list[Experiment], *, parallel_runs: int = 1, **
     cost = {i: prepare_experiment(experiments[i], **kwargs) for i in todo}
     todo.sort(key=lambda i: -cost[i])  # longest first: less time with one worker idle at the end
     return in_processes(run_experiment, experiments, parallel_runs, kwargs, todo=todo)
+
+
+def _run_on_slurm(experiments: list[Experiment], settings: Mapping[str, Any],
+                  kwargs: Mapping[str, Any]) -> list[ExperimentResult]:
+    """The uncached ``experiments`` as SLURM jobs; every result then logged in their order."""
+    from sedlib.study.slurm import run_as_slurm_jobs
+
+    cache = Path(kwargs.get("cache_dir", "runs/cache"))
+    trained = run_as_slurm_jobs(run_experiment, experiments, [e.key for e in experiments], kwargs,
+                                settings, finished=lambda i: load_result(experiments[i], cache) is not None,
+                                desc="experiments (SLURM)")
+    out = []
+    for i, exp in enumerate(experiments):
+        if i in trained:
+            _log_record(trained[i])
+            out.append(trained[i])
+        else:  # cached, or trained by another study's job: read here (and logged)
+            out.append(run_experiment(exp, **kwargs))
+    return out
 
 
 def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cache",

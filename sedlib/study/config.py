@@ -10,12 +10,15 @@ A notebook's ``parameters`` cell holds literals only; every name is a field of o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 from sedlib.config import AudioConfig, project_path
 from sedlib.train.config import DISTILL_PRESETS, PRESETS, DistillConfig, TrainConfig
 
+#: Where a study's uncached runs train (StudyConfig.executor).
+EXECUTORS = ("local", "slurm")
 #: Parameters the runner sets itself (paths of this study run).
 RUNNER_PARAMETERS = ("run_dir", "figures_dir", "cache_dir")
 
@@ -53,6 +56,17 @@ class StudyConfig:
     bn_recalibration_clips: int = 64  # Experiment.bn_recalibration_clips for every run
     seeds: tuple[int, ...] | None = None  # train every model once per seed (None: train.seed)
     parallel_runs: int = 1  # uncached runs trained side by side, one process each
+    # Where uncached runs train: "local" (this machine, parallel_runs side by side) or "slurm"
+    # (one SLURM job per run through submitit, sedlib.study.slurm; cache_dir must be a folder
+    # the cluster's nodes share). The slurm_* fields are its per-run job settings.
+    executor: str = "local"
+    slurm_partition: str | None = None  # None: the cluster's default partition
+    slurm_cpus: int = 1  # CPUs per run
+    slurm_gpus: int = 0  # GPUs per run (the run trains on `device`, e.g. "cuda")
+    slurm_mem_gb: float | None = None  # memory per run (None: the partition's default)
+    slurm_time_min: int = 60  # time limit per run; a run past it is requeued and resumes
+    slurm_max_jobs: int | None = None  # runs at once (the job array's parallelism; None: no limit)
+    slurm_options: Any = None  # extra sbatch options, {"qos": "high", "account": "lab"} (--qos=high ...)
     pretrain_steps: int = 0  # > 0: each backbone first trains alone this long; models start from it
     # Weights every model starts from unless given another init: a file path in which
     # "{backbone}" becomes the model's backbone name (quick profile: the shipped
@@ -85,9 +99,48 @@ class StudyConfig:
                                                or not self.backbone_init.strip()):
             raise ValueError(f"StudyConfig: backbone_init must be a path (with {{backbone}}) or "
                              f"None, got {self.backbone_init!r}")
+        self._check_executor()
         if self.throughput_dtype not in (None, "fp32", "fp16", "bf16"):
             raise ValueError(f"StudyConfig: throughput_dtype must be fp32, fp16, bf16 or None, got "
                              f"{self.throughput_dtype!r}")
+
+    def _check_executor(self) -> None:
+        """Validate the executor fields; ``slurm_options`` becomes sorted (name, value) pairs."""
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"StudyConfig: executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
+        for name, low in (("slurm_cpus", 1), ("slurm_gpus", 0), ("slurm_time_min", 1), ("slurm_max_jobs", 1)):
+            value = getattr(self, name)
+            if (value is not None or name != "slurm_max_jobs") and (
+                    not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ValueError(f"StudyConfig: {name} must be an int >= {low}, got {value!r}")
+        if self.slurm_mem_gb is not None and (isinstance(self.slurm_mem_gb, bool) or not isinstance(
+                self.slurm_mem_gb, (int, float)) or self.slurm_mem_gb <= 0):
+            raise ValueError(f"StudyConfig: slurm_mem_gb must be a positive number or None, got "
+                             f"{self.slurm_mem_gb!r}")
+        if self.slurm_partition is not None and (not isinstance(self.slurm_partition, str)
+                                                 or not self.slurm_partition.strip()):
+            raise ValueError(f"StudyConfig: slurm_partition must be a name or None, got {self.slurm_partition!r}")
+        options = self.slurm_options
+        if options is None:
+            return
+        pairs = options.items() if isinstance(options, Mapping) else options
+        try:
+            pairs = tuple(sorted((str(k), v) for k, v in pairs))
+        except (TypeError, ValueError):
+            raise ValueError(f"StudyConfig: slurm_options must map sbatch option names to values, "
+                             f"got {options!r}") from None
+        for k, v in pairs:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", k) or not isinstance(v, (str, int, float, bool)):
+                raise ValueError(f"StudyConfig: slurm_options: {k!r}: {v!r} is not an sbatch option "
+                                 f"(a long option name without dashes, e.g. qos, and a plain value)")
+        object.__setattr__(self, "slurm_options", pairs)
+
+    @property
+    def slurm_settings(self) -> dict[str, Any]:
+        """The executor's job settings (:func:`sedlib.study.slurm.make_executor`)."""
+        return {"partition": self.slurm_partition, "cpus": self.slurm_cpus, "gpus": self.slurm_gpus,
+                "mem_gb": self.slurm_mem_gb, "time_min": self.slurm_time_min,
+                "max_jobs": self.slurm_max_jobs, "options": dict(self.slurm_options or ())}
 
     def backbone_init_for(self, model: str) -> str | None:
         """:attr:`backbone_init` for ``model`` ({backbone} filled in); raises SedlibError when
@@ -120,7 +173,10 @@ class StudyConfig:
                 "throughput_batch_size": self.throughput_batch_size,
                 "throughput_repeats": self.throughput_repeats,
                 "throughput_warmup": self.throughput_warmup,
-                "throughput_dtype": self.throughput_dtype, "num_threads": self.num_threads}
+                "throughput_dtype": self.throughput_dtype, "num_threads": self.num_threads,
+                # only when not local: the local executor's calls stay exactly as they were
+                **({} if self.executor == "local" else
+                   {"executor": self.executor, "slurm": self.slurm_settings})}
 
 
 #: The dataclasses a flat parameters dict is split into, in this order.
@@ -166,6 +222,26 @@ def parameters_from(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``namespace`` (a notebook's ``globals()``) that are parameter names."""
     known = parameter_names()
     return {k: v for k, v in namespace.items() if k in known}
+
+
+def check_overrides(common: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str
+                    ) -> StudyConfig:
+    """The StudyConfig of a profile's ``common`` section with ``overrides`` (StudyConfig fields,
+    e.g. the command line's executor settings) in place; a bad name or value is one
+    SedlibError line naming ``where``."""
+    from sedlib.errors import SedlibError
+
+    names = {f.name for f in fields(StudyConfig)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise SedlibError(f"{where}: unknown study setting(s) {bad}; expected StudyConfig fields")
+    merged = {k: v for k, v in {**common, **overrides}.items() if k in names}
+    if merged.get("seeds") is not None:
+        merged["seeds"] = tuple(merged["seeds"])
+    try:
+        return StudyConfig(**merged)
+    except (TypeError, ValueError) as err:
+        raise SedlibError(f"{where} with {dict(overrides)}: {err}") from None
 
 
 def configs_from_parameters(params: Mapping[str, Any]

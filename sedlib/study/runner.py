@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sedlib.config import PROJECT_ROOT
 from sedlib.errors import SedlibError
 from sedlib.progress import PROGRESS_ENV
-from sedlib.study.config import RUNNER_PARAMETERS, parameter_names
+from sedlib.study.config import RUNNER_PARAMETERS, check_overrides, parameter_names
 from sedlib.study.experiments import NOTEBOOK_ENV, RESULTS_LOG_ENV
 from sedlib.study.results import read_results_log, summary_markdown
 
@@ -219,12 +219,21 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
               out: str | os.PathLike | None = None, figures: str | os.PathLike = "figures",
               cache_dir: str | os.PathLike = "runs/cache",
               folder: str | os.PathLike = NOTEBOOKS_DIR, progress: bool = True,
-              echo=print) -> StudyReport:
+              echo=print, overrides: Mapping[str, Any] | None = None) -> StudyReport:
     """Execute the (selected) notebooks in order with a profile's parameters (see the module
-    docstring). A failing notebook is recorded and the next one runs."""
+    docstring). A failing notebook is recorded and the next one runs. ``overrides``:
+    StudyConfig fields that replace the profile's ``common`` ones (the command line's
+    ``--executor`` and ``--slurm-*`` settings)."""
     import papermill as pm
 
     prof = load_profile(profile, folder)
+    if overrides:
+        study = check_overrides(prof["common"], overrides, where=str(prof["path"]))
+        prof["common"].update(overrides)
+        if study.executor == "slurm":
+            from sedlib.study.slurm import check_slurm
+
+            check_slurm()  # before the first notebook, in one line
     paths = select(notebooks(folder), only)
     if not paths:
         raise SedlibError(f"no notebooks in {folder}")

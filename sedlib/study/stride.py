@@ -214,10 +214,11 @@ def clipwise_profile(model: str, num_classes: int, strides: Sequence[int], cache
 
 
 def run_clipwise_experiments(experiments: Sequence[Any], *, parallel_runs: int = 1,
-                             strides: Sequence[int] = CLIPWISE_STRIDES, **kwargs: Any) -> list[Any]:
+                             strides: Sequence[int] = CLIPWISE_STRIDES, executor: str = "local",
+                             slurm: Any = None, **kwargs: Any) -> list[Any]:
     """:func:`run_clipwise_experiment` for each, ``parallel_runs`` side by side (as
     :func:`sedlib.study.cache.run_experiments`: data caches and the throughput profile are made
-    here first, on an idle machine)."""
+    here first, on an idle machine); ``executor="slurm"``: one SLURM job each, as there."""
     from sedlib.study.cache import prepare_experiment
     from sedlib.study.workers import in_processes
     from sedlib.study.training import open_data
@@ -226,6 +227,21 @@ def run_clipwise_experiments(experiments: Sequence[Any], *, parallel_runs: int =
     from sedlib.study.experiments import RESULT
 
     cache = Path(kwargs.get("cache_dir", "runs/cache"))
+    if executor == "slurm":
+        from sedlib.study.cache import _log_record
+        from sedlib.study.slurm import run_as_slurm_jobs
+
+        keys = [clipwise_key(e, strides) for e in experiments]
+        job_kwargs = {**kwargs, "strides": tuple(strides)}
+        trained = run_as_slurm_jobs(run_clipwise_experiment, experiments, keys, job_kwargs, slurm or {},
+                                    finished=lambda i: (cache / keys[i] / RESULT).is_file(),
+                                    desc="clip-wise runs (SLURM)")
+        out = []
+        for i, exp in enumerate(experiments):  # logged in the experiments' order, as locally
+            if i in trained:
+                _log_record(trained[i], f"{exp.model} (clip-wise strides)")
+            out.append(trained[i] if i in trained else run_clipwise_experiment(exp, **job_kwargs))
+        return out
     todo = [i for i, e in enumerate(experiments) if not (cache / clipwise_key(e, strides) / RESULT).is_file()]
     if parallel_runs > 1 and len(todo) > 1:
         for exp in (experiments[i] for i in todo):

@@ -302,3 +302,21 @@ def test_cli_study_02_on_slurm_equals_local(cluster, tmp_path):
     assert {p.stem for p in records} == {p.parent.name for p in cache.glob("*/result.json")}
     for p in records:
         assert _sacct_state(json.loads(p.read_text())["job_id"]) == "COMPLETED", p.stem
+
+
+def test_a_run_with_two_processes_trains_with_ddp_inside_its_job(cluster, tmp_path):
+    """``processes: 2``: one job of two tasks, each a DDP rank (gloo on CPU, as torchrun starts
+    them); both train, rank 0 alone evaluates and writes the one result."""
+    import torch
+
+    exp = _exp(seed=3)
+    result, = run_experiments([exp], cache_dir=tmp_path, executor="slurm", slurm={**SLURM, "processes": 2},
+                              **OPTIONS)
+    assert not result.cached and 0.0 <= result.metrics["psds1_macro"] <= 100.0
+    state = torch.load(tmp_path / exp.key / "run" / "checkpoint.pt", weights_only=True, map_location="cpu")
+    assert state["identity"]["world_size"] == 2
+    assert load_result(exp, tmp_path) is not None and len(list(tmp_path.glob("*/result.json"))) == 1
+    job = _record(tmp_path, exp.key)["job_id"]
+    steps = subprocess.run(["sacct", "-n", "-P", "-j", job, "-o", "JobID,NTasks,State"], capture_output=True,
+                           text=True, timeout=60).stdout
+    assert any(line.split("|")[1:] == ["2", "COMPLETED"] for line in steps.splitlines()), steps

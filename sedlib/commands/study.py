@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     slurm.add_argument("--slurm-partition", default=None, metavar="NAME")
     slurm.add_argument("--slurm-cpus", type=int, default=None, metavar="N", help="CPUs per run")
     slurm.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help="GPUs per run")
+    slurm.add_argument("--slurm-processes", type=int, default=None, metavar="N",
+                       help="DDP processes per run (default: one per GPU), as torchrun starts them")
     slurm.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="memory per run")
     slurm.add_argument("--slurm-time-min", type=int, default=None, metavar="MIN",
                        help="time limit per run (a run past it is requeued and resumes)")
@@ -80,8 +82,8 @@ def _executor_overrides(args: argparse.Namespace) -> dict:
     from sedlib.errors import SedlibError
 
     out = {name: getattr(args, name) for name in (
-        "executor", "slurm_partition", "slurm_cpus", "slurm_gpus", "slurm_mem_gb", "slurm_time_min",
-        "slurm_max_jobs") if getattr(args, name) is not None}
+        "executor", "slurm_partition", "slurm_cpus", "slurm_gpus", "slurm_processes", "slurm_mem_gb",
+        "slurm_time_min", "slurm_max_jobs") if getattr(args, name) is not None}
     if args.slurm_option:
         options = {}
         for item in args.slurm_option:

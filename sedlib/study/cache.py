@@ -132,6 +132,8 @@ def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
     key = exp.key
     folder = cache / key
     result = load_result(exp, cache)
+    if result is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _run_distributed(exp, folder, device=device, progress=progress, profile=profile)
     if result is None:
         with file_lock(cache / f".{key}.lock"):
             result = load_result(exp, cache)  # another process may have finished it
@@ -143,6 +145,24 @@ def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
                 result = ExperimentResult(exp, key, metrics, prof, folder / RUN, Path(run.weights),
                                           False, train_s, eval_s)
                 runs.write_json(folder / RESULT, result.to_dict())
+    return result
+
+
+def _run_distributed(exp: Experiment, folder: Path, *, device: str, progress: bool,
+                     profile: dict[str, int]) -> ExperimentResult | None:
+    """One DDP process of a run (a SLURM job with several tasks, each a rank, as torchrun):
+    every rank trains (``fit`` joins the process group from RANK / WORLD_SIZE); rank 0 alone
+    evaluates, profiles and writes ``result.json`` and returns the result (the others: None).
+    No file lock: the ranks must train together, and a run is submitted once (the job records)."""
+    from sedlib.train import runs
+
+    rank = int(os.environ.get("RANK", "0"))
+    run, metrics, train_s, eval_s, k = train_and_evaluate(exp, folder, device=device, progress=progress and not rank)
+    if rank:
+        return None
+    prof = _profile(exp.model, k, folder.parent, device=device, **profile)
+    result = ExperimentResult(exp, exp.key, metrics, prof, folder / RUN, Path(run.weights), False, train_s, eval_s)
+    runs.write_json(folder / RESULT, result.to_dict())
     return result
 
 

@@ -63,6 +63,9 @@ class StudyConfig:
     slurm_partition: str | None = None  # None: the cluster's default partition
     slurm_cpus: int = 1  # CPUs per run
     slurm_gpus: int = 0  # GPUs per run (the run trains on `device`, e.g. "cuda")
+    # DDP processes per run inside its job, as torchrun starts them (None: one per GPU, else 1);
+    # each process takes batch_size clips, so N processes train with N x the global batch
+    slurm_processes: int | None = None
     slurm_mem_gb: float | None = None  # memory per run (None: the partition's default)
     slurm_time_min: int = 60  # time limit per run; a run past it is requeued and resumes
     slurm_max_jobs: int | None = None  # runs at once (the job array's parallelism; None: no limit)
@@ -108,9 +111,10 @@ class StudyConfig:
         """Validate the executor fields; ``slurm_options`` becomes sorted (name, value) pairs."""
         if self.executor not in EXECUTORS:
             raise ValueError(f"StudyConfig: executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
-        for name, low in (("slurm_cpus", 1), ("slurm_gpus", 0), ("slurm_time_min", 1), ("slurm_max_jobs", 1)):
+        for name, low in (("slurm_cpus", 1), ("slurm_gpus", 0), ("slurm_time_min", 1), ("slurm_max_jobs", 1),
+                          ("slurm_processes", 1)):
             value = getattr(self, name)
-            if (value is not None or name != "slurm_max_jobs") and (
+            if (value is not None or name not in ("slurm_max_jobs", "slurm_processes")) and (
                     not isinstance(value, int) or isinstance(value, bool) or value < low):
                 raise ValueError(f"StudyConfig: {name} must be an int >= {low}, got {value!r}")
         if self.slurm_mem_gb is not None and (isinstance(self.slurm_mem_gb, bool) or not isinstance(
@@ -139,7 +143,8 @@ class StudyConfig:
     def slurm_settings(self) -> dict[str, Any]:
         """The executor's job settings (:func:`sedlib.study.slurm.make_executor`)."""
         return {"partition": self.slurm_partition, "cpus": self.slurm_cpus, "gpus": self.slurm_gpus,
-                "mem_gb": self.slurm_mem_gb, "time_min": self.slurm_time_min,
+                "processes": self.slurm_processes or max(1, self.slurm_gpus), "mem_gb": self.slurm_mem_gb,
+                "time_min": self.slurm_time_min,
                 "max_jobs": self.slurm_max_jobs, "options": dict(self.slurm_options or ())}
 
     def backbone_init_for(self, model: str) -> str | None:

@@ -62,6 +62,10 @@ class RunInJob:
     def __call__(self, item: Any, kwargs: Mapping[str, Any]) -> Any:
         for name in (RESULTS_LOG_ENV, NOTEBOOK_ENV):
             os.environ.pop(name, None)
+        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:  # one DDP process per task, as torchrun
+            from submitit.helpers import TorchDistributedEnvironment
+
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # RANK, WORLD_SIZE, ...
         return self.fn(item, **kwargs)
 
     def checkpoint(self, item: Any, kwargs: Mapping[str, Any]) -> Any:
@@ -101,7 +105,8 @@ def make_executor(folder: Path, settings: Mapping[str, Any]):
 
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
     params: dict[str, Any] = {"name": "sedlib", "timeout_min": int(settings.get("time_min", 60)),
-                              "cpus_per_task": int(settings.get("cpus", 1)), "tasks_per_node": 1,
+                              "cpus_per_task": int(settings.get("cpus", 1)),
+                              "tasks_per_node": int(settings.get("processes") or 1),
                               "nodes": 1}
     if settings.get("gpus"):
         params["gpus_per_node"] = int(settings["gpus"])
@@ -227,16 +232,21 @@ def _wait(jobs: dict[int, Any], own: set[int], items, *, desc: str, progress: bo
 
 
 def _outcome(job) -> tuple[bool, Any]:
-    """(True, result) for a job that returned; (False, one line: the error or the job's state)."""
+    """(True, result) for a job whose every task returned (the result: task 0's, the DDP rank
+    that writes it); (False, one line: the first task's error or the job's state)."""
     from submitit.core import utils
 
-    path = job.paths.result_pickle
-    if path.exists():
+    tasks = [job.task(k) for k in range(job.num_tasks)] if job.num_tasks > 1 else [job]
+    values = []
+    for task in tasks:
+        path = task.paths.result_pickle
+        if not path.exists():
+            return False, f"ended {job.state} without a result"
         outcome, value = utils.pickle_load(path)
-        if outcome == "success":
-            return True, value
-        return False, f"raised {_exception_line(str(value))}"
-    return False, f"ended {job.state} without a result"
+        if outcome != "success":
+            return False, f"raised {_exception_line(str(value))}"
+        values.append(value)
+    return True, values[0]
 
 
 def _exception_line(trace: str, limit: int = 300) -> str:

@@ -5,6 +5,7 @@ BatchNorm, evaluate PSDS on the eval split.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -102,6 +103,8 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
               init=exp.init, val_every=exp.val_every, progress=progress,
               run_info={"experiment_key": folder.name, "experiment": exp.to_dict(),
                         **(run_info or {})})
+    if int(os.environ.get("RANK", "0")):  # a DDP rank other than 0: rank 0 evaluates and writes
+        return run, {}, time.perf_counter() - t0, 0.0, k
     if exp.bn_recalibration_clips:
         recalibrate_batchnorm(run.model, train, audio, clips=exp.bn_recalibration_clips,
                               batch_size=exp.train.batch_size, device=device)

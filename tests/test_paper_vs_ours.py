@@ -74,13 +74,16 @@ def test_the_strides_table_and_the_set_ups():
     table = strides_table(recs).set_index("configuration")
     assert table.loc["fmn02+TF:64, frame-wise strides", "paper's counterpart"] == "fmn10+TF:256"
     assert table.loc["fmn02+TF:64, clip-wise strides", "paper PSDS1"] == "-"
+    from sedlib.config import PROJECT_ROOT
+
     study = StudyConfig(train_data="synth:64:0:world=context2", eval_data="synth:8:0:world=context2", steps=256,
-                        seeds=(0, 1, 2))
+                        seeds=(0, 1, 2), backbone_init=str(PROJECT_ROOT / "data" / "x_{backbone}.safetensors"))
     setup = setup_table(study, PRESETS["quick"], AudioConfig(clip_seconds=4.0), 13)
     assert list(setup.columns) == ["paper", "ours"]
     assert setup.loc["classes", "ours"] == "13" and setup.loc["clip length", "paper"] == "10 s"
     assert setup.loc["budget", "ours"] == f"256 steps x {PRESETS['quick'].batch_size} clips"
     assert setup.loc["runs per configuration", "ours"].startswith("3 seeds")
+    assert setup.loc["backbone start", "ours"] == "data/x_{backbone}.safetensors"  # as in any clone
     listen = listening_table(PRESETS["quick"], AudioConfig(clip_seconds=4.0), 0.4, "x.safetensors")
     assert listen.loc["median filter", "paper (inference.py)"] == "9 frames of 40 ms"
     assert listen.loc["thresholds", "ours"].startswith("0.4")

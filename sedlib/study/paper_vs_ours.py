@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from sedlib.study.claims import PAPER_PSDS1, PAPER_WEAK_KD_2X, paper_dim
 from sedlib.study.findings import difference, records_of, seed_table
+from sedlib.study.results import project_relative
 
 #: The paper's set-up (SPEC 5 and 7), row by row as :func:`setup_table` lists ours.
 PAPER_SETUP: dict[str, str] = {
@@ -42,7 +43,7 @@ def setup_table(study: Any, train: Any, audio: Any, num_classes: int):
         "classes": str(num_classes),
         "clip length": f"{audio.clip_seconds:g} s (eval {study.eval_clip_seconds or audio.clip_seconds:g} s)",
         "budget": budget,
-        "backbone start": study.backbone_init or train.pretrained,
+        "backbone start": project_relative(study.backbone_init) if study.backbone_init else train.pretrained,
         "median filter": f"{train.median_window} frames of {audio.frame_seconds * 1000:.0f} ms",
         "runs per configuration": f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}, on {study.eval_data}",
     }
@@ -168,6 +169,6 @@ def listening_table(train: Any, audio: Any, threshold: float, checkpoint: str):
     return pd.DataFrame({
         "paper (inference.py)": {"model": "fmn10+TF:256_strong (AudioSet)", "audio": "10 s chunks, last zero-padded",
                                  "median filter": "9 frames of 40 ms", "thresholds": "0.1, 0.2, 0.5"},
-        "ours": {"model": checkpoint, "audio": f"{audio.clip_seconds:g} s clips",
+        "ours": {"model": project_relative(str(checkpoint)), "audio": f"{audio.clip_seconds:g} s clips",
                  "median filter": f"{train.median_window} frames of {audio.frame_seconds * 1000:.0f} ms",
                  "thresholds": f"{threshold:g} (a slider)"}})

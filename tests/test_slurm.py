@@ -317,6 +317,11 @@ def test_a_run_with_two_processes_trains_with_ddp_inside_its_job(cluster, tmp_pa
     assert state["identity"]["world_size"] == 2
     assert load_result(exp, tmp_path) is not None and len(list(tmp_path.glob("*/result.json"))) == 1
     job = _record(tmp_path, exp.key)["job_id"]
-    steps = subprocess.run(["sacct", "-n", "-P", "-j", job, "-o", "JobID,NTasks,State"], capture_output=True,
-                           text=True, timeout=60).stdout
+    deadline = time.monotonic() + 120  # both results are written before SLURM marks the step ended
+    while True:
+        steps = subprocess.run(["sacct", "-n", "-P", "-j", job, "-o", "JobID,NTasks,State"], capture_output=True,
+                               text=True, timeout=60).stdout
+        if "RUNNING" not in steps and "COMPLETING" not in steps or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert any(line.split("|")[1:] == ["2", "COMPLETED"] for line in steps.splitlines()), steps

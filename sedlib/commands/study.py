@@ -81,9 +81,8 @@ def _executor_overrides(args: argparse.Namespace) -> dict:
     """The StudyConfig fields the command line sets (``--executor``, ``--slurm-*``)."""
     from sedlib.errors import SedlibError
 
-    out = {name: getattr(args, name) for name in (
-        "executor", "slurm_partition", "slurm_cpus", "slurm_gpus", "slurm_processes", "slurm_mem_gb",
-        "slurm_time_min", "slurm_max_jobs") if getattr(args, name) is not None}
+    out = {name: value for name, value in vars(args).items()  # --executor and each --slurm-NAME
+           if (name == "executor" or name.startswith("slurm_")) and name != "slurm_option" and value is not None}
     if args.slurm_option:
         options = {}
         for item in args.slurm_option:

@@ -126,41 +126,33 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cach
 
 
 def _run(exp: Experiment, cache: Path, *, device: str, progress: bool,
-         profile: dict[str, int]) -> ExperimentResult:
-    from sedlib.train import runs
-
-    key = exp.key
-    folder = cache / key
+         profile: dict[str, int]) -> ExperimentResult | None:
+    """``exp``'s cached result, else trained once under the cache's lock (:func:`_train`)."""
     result = load_result(exp, cache)
-    if result is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return _run_distributed(exp, folder, device=device, progress=progress, profile=profile)
-    if result is None:
-        with file_lock(cache / f".{key}.lock"):
-            result = load_result(exp, cache)  # another process may have finished it
-            if result is None:
-                log.info("training %s (%s)", exp.model, key)
-                run, metrics, train_s, eval_s, k = train_and_evaluate(
-                    exp, folder, device=device, progress=progress)
-                prof = _profile(exp.model, k, cache, device=device, **profile)
-                result = ExperimentResult(exp, key, metrics, prof, folder / RUN, Path(run.weights),
-                                          False, train_s, eval_s)
-                runs.write_json(folder / RESULT, result.to_dict())
-    return result
+    if result is not None:
+        return result
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a DDP rank: the ranks train together, no lock
+        return _train(exp, cache, device=device, progress=progress, profile=profile)
+    with file_lock(cache / f".{exp.key}.lock"):
+        result = load_result(exp, cache)  # another process may have finished it
+        return _train(exp, cache, device=device, progress=progress, profile=profile) if result is None else result
 
 
-def _run_distributed(exp: Experiment, folder: Path, *, device: str, progress: bool,
-                     profile: dict[str, int]) -> ExperimentResult | None:
-    """One DDP process of a run (a SLURM job with several tasks, each a rank, as torchrun):
-    every rank trains (``fit`` joins the process group from RANK / WORLD_SIZE); rank 0 alone
-    evaluates, profiles and writes ``result.json`` and returns the result (the others: None).
-    No file lock: the ranks must train together, and a run is submitted once (the job records)."""
+def _train(exp: Experiment, cache: Path, *, device: str, progress: bool,
+           profile: dict[str, int]) -> ExperimentResult | None:
+    """Train and evaluate ``exp`` into ``cache/<key>``, profile it, write ``result.json``. In a
+    DDP run (a SLURM job with several tasks, each a rank, as torchrun starts them) every rank
+    trains (``fit`` joins the process group from RANK / WORLD_SIZE); rank 0 alone evaluates,
+    profiles and writes, and returns the result (the others: None)."""
     from sedlib.train import runs
 
     rank = int(os.environ.get("RANK", "0"))
+    folder = cache / exp.key
+    log.info("training %s (%s)", exp.model, exp.key)
     run, metrics, train_s, eval_s, k = train_and_evaluate(exp, folder, device=device, progress=progress and not rank)
     if rank:
         return None
-    prof = _profile(exp.model, k, folder.parent, device=device, **profile)
+    prof = _profile(exp.model, k, cache, device=device, **profile)
     result = ExperimentResult(exp, exp.key, metrics, prof, folder / RUN, Path(run.weights), False, train_s, eval_s)
     runs.write_json(folder / RESULT, result.to_dict())
     return result

@@ -99,7 +99,7 @@ def _base(record: Mapping[str, Any]) -> dict[str, Any]:
             "weak_data": None, "frozen_backbone": False, "continued": False}
 
 
-def _derived(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def derived_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Copies of the records with ``continued``: whether a run started from another run's weights
     (its ``init`` is that run's key or a path in its folder: Table II's "2x training")."""
     recs = [dict(r.record) if hasattr(r, "record") else dict(r) for r in records]  # ExperimentResults too
@@ -127,11 +127,11 @@ def _gap(a: str, b: str) -> tuple[float | None, str]:
 
 def catalogue(records: Iterable[Mapping[str, Any]]) -> list[Claim]:
     """Every claim of the paper the records can test (module doc), in the paper's order."""
-    return _catalogue(_derived(records))
+    return _catalogue(derived_records(records))
 
 
 def _catalogue(derived: Sequence[Mapping[str, Any]]) -> list[Claim]:
-    """:func:`catalogue` of records that :func:`_derived` has prepared."""
+    """:func:`catalogue` of records that :func:`derived_records` has prepared."""
     from sedlib.data.synth.soundscape import LONG_CONTEXT_CLASSES
     from sedlib.models.names import BACKBONES, parse_name
 
@@ -240,11 +240,11 @@ def assess(records: Iterable[Mapping[str, Any]], claim: Claim) -> dict[str, Any]
     """One row: ``claim``, ``ours`` (the paired Interval of ``a - b``), ``mde`` (80 % power),
     ``verdict`` (the word) and ``reach`` (for an inconclusive one: whether the paper's effect
     was within what the design detects). ValueError when a side has no records."""
-    return _assess(_derived(records), claim)
+    return _assess(derived_records(records), claim)
 
 
 def _assess(derived: Sequence[Mapping[str, Any]], claim: Claim) -> dict[str, Any]:
-    """:func:`assess` on records that :func:`_derived` has prepared."""
+    """:func:`assess` on records that :func:`derived_records` has prepared."""
     from sedlib.study.findings import on_classes
 
     labelled = []
@@ -293,7 +293,7 @@ def assess_all(records: Iterable[Mapping[str, Any]],
                sweep: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
     """:func:`assess` of every claim in :func:`catalogue` (records read once), then those of a
     median-window ``sweep`` (:func:`sweep_claims`) when one is given."""
-    recs = _derived(records)
+    recs = derived_records(records)
     rows = [_assess(recs, c) for c in _catalogue(recs)]
     claims, sweep_recs = sweep_claims(sweep) if sweep else ([], [])
     return rows + [assess(sweep_recs, c) for c in claims]

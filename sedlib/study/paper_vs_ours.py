@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from sedlib.study.claims import PAPER_PSDS1, PAPER_WEAK_KD_2X, paper_dim
+from sedlib.study.claims import PAPER_PSDS1, PAPER_WEAK_KD_2X, derived_records, paper_dim
 from sedlib.study.findings import difference, records_of, seed_table
 from sedlib.study.results import project_relative
 
@@ -107,14 +107,12 @@ def model_table(results: Iterable[Any], *, by_role: bool = True):
     return pd.DataFrame(rows)
 
 
-def _condition(record: Mapping[str, Any], keys: set[str]) -> str:
-    """Table I / II's name for a run, from its fields (``keys``: the runs' keys, for "continued")."""
-    init = str(record.get("init") or "")
-    continued = any(init == k or f"{k}/" in init for k in keys)
+def _condition(record: Mapping[str, Any]) -> str:
+    """Table I / II's name for a run, from its fields (``continued``: :func:`derived_records`)."""
     kd = f"KD {record['kd_weight']:g}" if record.get("kd_weight") else "no KD"
     frozen = "frozen" if record.get("frozen_backbone") else "fine-tuned"
     weak = ", + teacher-only set" if record.get("weak_data") else ""
-    return f"{kd}, {frozen}{weak}{', 2x training' if continued else ''}"
+    return f"{kd}, {frozen}{weak}{', 2x training' if record['continued'] else ''}"
 
 
 #: The paper's PSDS1 for Table I / II's conditions where SPEC 4.1 has one, with its basis.
@@ -131,16 +129,15 @@ def condition_table(results: Iterable[Any]):
     paper's number where SPEC 4.1 holds one (else its direction is in the claims table)."""
     import pandas as pd
 
-    recs = records_of(results)
-    keys = {r["key"] for r in recs if r.get("key")}
+    recs = derived_records(results)
     for r in recs:
-        r["condition"] = _condition(r, keys)
+        r["condition"] = _condition(r)
+    model = {r["condition"]: r["name"] for r in recs}
     table = seed_table(recs, by="condition", metrics=("psds1_macro",))
-    rows = [{"condition": c, "model": m, "PSDS1 macro (95 %)": v,
+    rows = [{"condition": c, "model": model[c], "PSDS1 macro (95 %)": v,
              "paper PSDS1": f"{PAPER_CONDITIONS[c][0]:.2f}" if c in PAPER_CONDITIONS else NOT_IN_SPEC,
              "paper's configuration": PAPER_CONDITIONS[c][1] if c in PAPER_CONDITIONS else NOT_IN_SPEC}
-            for c, v, m in zip(table["condition"], table["psds1_macro (95 % CI)"],
-                               [next(r["name"] for r in recs if r["condition"] == c) for c in table["condition"]])]
+            for c, v in zip(table["condition"], table["psds1_macro (95 % CI)"])]
     return pd.DataFrame(rows)
 
 

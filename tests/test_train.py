@@ -127,6 +127,22 @@ def test_recalibrate_batchnorm_averages_batch_statistics():
     assert int(bn.num_batches_tracked) == 2 and torch.equal(torch.get_rng_state(), state)
 
 
+def test_recalibrate_batchnorm_on_given_clips_as_the_study_asks():
+    """The study recalibrates on its first clips (indices); the same function, other clips,
+    other statistics; the given clips in batches of batch_size, the last one short."""
+    data = synth("train", 8)
+    first, seeded = no_dropout_model(), no_dropout_model()
+    assert recalibrate_batchnorm(first, data, audio_config=AUDIO, batch_size=3, indices=range(5)) == 5
+    assert recalibrate_batchnorm(seeded, data, audio_config=AUDIO, batches=2, batch_size=3) == 6
+    bn_first, bn_seeded = first.model.fmn.features[0][1], seeded.model.fmn.features[0][1]
+    assert int(bn_first.num_batches_tracked) == 2  # 3 + 2 clips
+    assert not torch.equal(bn_first.running_mean, bn_seeded.running_mean)
+    again = no_dropout_model()
+    recalibrate_batchnorm(again, data, audio_config=AUDIO, batch_size=3, indices=[0, 1, 2, 3, 4])
+    assert torch.equal(again.model.fmn.features[0][1].running_var, bn_first.running_var)
+    assert recalibrate_batchnorm(no_dropout_model(), data, audio_config=AUDIO, indices=[]) == 0
+
+
 # --- exact resume ------------------------------------------------------------------------------
 
 def _interrupt_at(monkeypatch, step: int) -> None:

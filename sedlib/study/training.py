@@ -34,42 +34,6 @@ def open_data(spec: str, split: str, audio: AudioConfig):
                               audio_config=audio))
 
 
-def recalibrate_batchnorm(model, dataset, audio: AudioConfig, *, clips: int, batch_size: int,
-                          device: str = "cpu") -> None:
-    """Recompute every BatchNorm layer's running mean/variance as the plain average over the
-    first ``clips`` clips of ``dataset`` (no augmentation, no gradient), in place.
-
-    Why: the backbone's BN momentum is 0.01 (the reference's), so after a few hundred steps of
-    a short CPU run the running statistics still lag far behind the weights and evaluation
-    suffers (the paper's 47k steps make this moot). Off unless asked for
-    (``bn_recalibration_clips``).
-    """
-    import torch
-
-    from sedlib.audio.frontend import MelFrontend
-
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    frontend = MelFrontend(audio).to(device).eval()
-    was_training = model.training
-    model.eval()
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-        m.train()
-    n = min(clips, len(dataset))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)),
-                                         batch_size=batch_size, shuffle=False)
-    with torch.no_grad():
-        for batch in loader:
-            model(frontend(batch["waveform"].to(device)))  # (B, 1, F, T) -> updates BN stats
-    for m, momentum in zip(bns, saved):
-        m.momentum = momentum
-    model.train(was_training)
-
-
 def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, device: str = "cpu",
                        progress: bool = True, run_info: Mapping[str, Any] | None = None
                        ) -> tuple[Any, dict[str, Any], float, float, int]:
@@ -79,7 +43,7 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
     seeds before ``create_model``). Returns (fit's RunResult, metrics, train s, eval s, class
     count)."""
     from sedlib.train import runs
-    from sedlib.train.data import dataset_vocab, validate
+    from sedlib.train.data import dataset_vocab, recalibrate_batchnorm, validate
     from sedlib.train.fitting import fit
 
     audio = exp.audio
@@ -105,9 +69,9 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
                         **(run_info or {})})
     if int(os.environ.get("RANK", "0")):  # a DDP rank other than 0: rank 0 evaluates and writes
         return run, {}, time.perf_counter() - t0, 0.0, k
-    if exp.bn_recalibration_clips:
-        recalibrate_batchnorm(run.model, train, audio, clips=exp.bn_recalibration_clips,
-                              batch_size=exp.train.batch_size, device=device)
+    if exp.bn_recalibration_clips:  # the first clips: a random sample of i.i.d. synthetic clips
+        recalibrate_batchnorm(run.model, train, audio_config=audio, batch_size=exp.train.batch_size,
+                              device=device, indices=range(min(exp.bn_recalibration_clips, len(train))))
         runs.save_weights(run.model, run.weights, model_name=getattr(run.model, "name", exp.model),
                           classes=list(train.vocab.names),
                           extra={"step": str(run.step), "bn_recalibrated": "1"})

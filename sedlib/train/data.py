@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -358,7 +358,8 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *,
 def recalibrate_batchnorm(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *,
                           audio_config: AudioConfig | None = None, batches: int = 8,
                           batch_size: int = 16, device: str | torch.device = "cpu", seed: int = 0,
-                          num_workers: int = 0, autocast_dtype: torch.dtype | None = None) -> int:
+                          num_workers: int = 0, autocast_dtype: torch.dtype | None = None,
+                          indices: Sequence[int] | None = None) -> int:
     """Re-estimate every BatchNorm layer's running statistics as the plain average over
     ``batches`` batches of ``dataset`` ("precise BN"; Wu & Johnson 2021), unaugmented and with
     a fixed mel band, as validation sees its clips. Returns the number of clips used.
@@ -369,18 +370,21 @@ def recalibrate_batchnorm(model: torch.nn.Module, dataset: torch.utils.data.Data
     mode collapses (measured: a run with training loss 0.13 scores BCE 0.75 and PSDS1 0 in eval
     mode; 0.13 and PSDS1 0.47 after this). Not part of the reference recipe; off by default in
     :func:`sedlib.train.fitting.fit`. Clips are the first ``batches * batch_size`` of a permutation
-    seeded by ``seed`` (the same on every rank); the global RNGs are not touched; other layers
-    stay in eval mode (no dropout); the model is left in eval mode.
+    seeded by ``seed`` (the same on every rank), or ``indices`` when given (``batches`` and
+    ``seed`` then unused; the study passes its first ``bn_recalibration_clips`` clips,
+    :func:`sedlib.study.training.train_and_evaluate`); the global RNGs are not touched; other
+    layers stay in eval mode (no dropout); the model is left in eval mode.
     """
     from sedlib.audio.frontend import MelFrontend
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms or batches <= 0:
+    if indices is None and batches > 0:
+        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLER_SALT, 2**31)))
+        indices = order.permutation(len(dataset))[:batches * batch_size].tolist()
+    if not norms or not indices:
         return 0
     device = torch.device(device)
-    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLER_SALT, 2**31)))
-    indices = order.permutation(len(dataset))[:batches * batch_size].tolist()
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices),
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, list(indices)),
                                          batch_size=batch_size, num_workers=num_workers,
                                          generator=torch.Generator().manual_seed(0))
     frontend = MelFrontend(audio_config or AudioConfig()).to(device).eval()

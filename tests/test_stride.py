@@ -70,37 +70,58 @@ def test_fit_trains_clipwise_with_layerwise_groups_and_frozen_backbone(tmp_path)
 def test_clipwise_experiment_is_cached_and_listed_in_the_study_log(tmp_path, monkeypatch):
     import json
 
+    from sedlib.study.cache import run_experiment
     from sedlib.study.experiments import RESULTS_LOG_ENV, Experiment
-    from sedlib.study.stride import run_clipwise_experiment
+    from sedlib.study.stride import clipwise_experiment
 
     log = tmp_path / "results.jsonl"
     monkeypatch.setenv(RESULTS_LOG_ENV, str(log))
-    exp = Experiment(model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:2",
-                     train=dataclasses.replace(PRESETS["smoke"], batch_size=2), steps=2,
-                     audio=AudioConfig(clip_seconds=2.0))
+    base = Experiment(model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:2",
+                      train=dataclasses.replace(PRESETS["smoke"], batch_size=2), steps=2,
+                      audio=AudioConfig(clip_seconds=2.0))
+    exp = clipwise_experiment(base)
     kw = dict(cache_dir=tmp_path / "cache", progress=False, throughput_batch_size=1,
               throughput_repeats=1, throughput_warmup=0, num_threads=1)
-    first = run_clipwise_experiment(exp, **kw)
-    again = run_clipwise_experiment(exp, **kw)
+    first = run_experiment(exp, **kw)
+    again = run_experiment(exp, **kw)
     assert not first.cached and again.cached and first.key == again.key
-    assert first.key.startswith("clipwise") and first.key.endswith(exp.key)
+    assert first.key == "clipwise2222-" + base.key  # the folders clip-wise runs always had
+    assert isinstance(first.load_model(), ClipwiseSED) and again.load_model().clip_strides == (2, 2, 2, 2)
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["name"] for r in rows] == ["fmntiny+TF:16 (clip-wise strides)"] * 2
     assert [r["cached"] for r in rows] == [False, True]
     assert rows[0]["psds1_macro"] == rows[1]["psds1_macro"] and rows[0]["macs"] > 0
+    assert Experiment.from_dict(rows[0]["experiment"]).key == first.key  # the variant is stored
+    frame = run_experiment(base, **kw)  # the frame-wise run: another network, another folder
+    assert frame.macs != first.macs and not frame.cached
+    assert (tmp_path / "cache" / "profiles").is_dir()
 
 
 def test_clipwise_runs_side_by_side_equal_the_serial_ones(tmp_path):
+    from sedlib.study.cache import run_experiment, run_experiments
     from sedlib.study.experiments import Experiment
-    from sedlib.study.stride import run_clipwise_experiment, run_clipwise_experiments
+    from sedlib.study.stride import clipwise_experiment
 
-    exps = [Experiment(model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:4",
-                       train=dataclasses.replace(PRESETS["smoke"], batch_size=2), steps=2, seed=s,
-                       audio=AudioConfig(clip_seconds=2.0)) for s in (0, 1)]
+    exps = [clipwise_experiment(Experiment(
+        model="fmntiny+TF:16", train_data="synth:4", eval_data="synth:4",
+        train=dataclasses.replace(PRESETS["smoke"], batch_size=2), steps=2, seed=s,
+        audio=AudioConfig(clip_seconds=2.0))) for s in (0, 1)]
     kw = dict(progress=False, throughput_batch_size=1, throughput_repeats=1, throughput_warmup=0,
               num_threads=1)
-    serial = [run_clipwise_experiment(e, cache_dir=tmp_path / "a", **kw) for e in exps]
-    parallel = run_clipwise_experiments(exps, parallel_runs=2, cache_dir=tmp_path / "b", **kw)
+    serial = [run_experiment(e, cache_dir=tmp_path / "a", **kw) for e in exps]
+    parallel = run_experiments(exps, parallel_runs=2, cache_dir=tmp_path / "b", **kw)
     assert [r.key for r in parallel] == [r.key for r in serial] and not any(r.cached for r in parallel)
     assert [r.metrics["psds1_macro"] for r in parallel] == [r.metrics["psds1_macro"] for r in serial]
-    assert (tmp_path / "b" / "profiles").is_dir()  # profiled before the runs, not beside them
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "b" / "profiles").iterdir()) == ["clipwise"]
+
+
+def test_a_variant_is_named_and_checked():
+    from sedlib.study.experiments import Experiment
+    from sedlib.study.stride import build_model, clipwise_variant, variant_label
+
+    assert clipwise_variant((2, 2, 1, 1)) == "clipwise2211"
+    assert variant_label("fmn02", "clipwise2211") == "fmn02 (clip-wise strides 2, 2, 1, 1)"
+    assert variant_label("fmn02", None) == "fmn02"
+    assert build_model("fmntiny", 3, "clipwise2211").clip_strides == (2, 2, 1, 1)
+    with pytest.raises(ValueError, match="Experiment.variant 'clipwise22'.*clipwise2222"):
+        Experiment(model="fmntiny", train_data="synth:4", eval_data="synth:2", variant="clipwise22")

@@ -20,16 +20,15 @@ from sedlib.models.names import parse_name
 from sedlib.study.config import StudyConfig
 from sedlib.study.experiments import (
     CACHE_VERSION,
-    NOTEBOOK_ENV,
     PROFILES,
     RESULT,
-    RESULTS_LOG_ENV,
     RUN,
     Experiment,
     ExperimentResult,
     make_experiment,
     pretraining_experiment,
 )
+from sedlib.study.results_log import log_result_row
 from sedlib.study.training import open_data, train_and_evaluate
 from sedlib.study.workers import in_processes
 from sedlib.train.config import DistillConfig, TrainConfig
@@ -37,42 +36,33 @@ from sedlib.train.config import DistillConfig, TrainConfig
 log = logging.getLogger(__name__)
 
 
-def _profile(model: str, num_classes: int, cache_dir: Path, *, device: str, batch_size: int,
+def _profile(exp: Experiment, num_classes: int, cache_dir: Path, *, device: str, batch_size: int,
              repeats: int, warmup: int, dtype: str) -> dict[str, Any]:
-    """Params, MACs (sedlib's counter, one 10 s clip) and throughput, cached per settings."""
+    """Params, MACs (sedlib's counter, one 10 s clip) and throughput of ``exp``'s network (its
+    model, or its :attr:`~Experiment.variant`'s), cached per settings and thread count."""
     import torch
 
     from sedlib.complexity.profile import profile_model
+    from sedlib.study.stride import build_model, variant_strides
     from sedlib.train import runs
 
-    ident = {"model": model, "num_classes": num_classes, "device": device, "batch": batch_size,
+    ident = {"model": exp.model, "num_classes": num_classes, "device": device, "batch": batch_size,
              "repeats": repeats, "warmup": warmup, "dtype": dtype,
              "threads": torch.get_num_threads(),
              "version": CACHE_VERSION}
+    name = re.sub(r'[^A-Za-z0-9]+', '_', exp.model)
+    if exp.variant is not None:  # the clip-wise profiles' names and keys as they were stored
+        ident["clipwise_strides"], name = list(variant_strides(exp.variant)), "clipwise"
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir / PROFILES / f"{re.sub(r'[^A-Za-z0-9]+', '_', model)}-{digest}.json"
+    path = cache_dir / PROFILES / f"{name}-{digest}.json"
     if path.is_file():
         return json.loads(path.read_text())
+    model = exp.model if exp.variant is None else build_model(exp.model, num_classes, exp.variant)
     prof = profile_model(model, num_classes=num_classes, device=device, dtype=dtype,
                          batch_size=batch_size, repeats=repeats, warmup=warmup, deepspeed=False)
     out = {**prof.to_dict(), "num_classes": num_classes}
     runs.write_json(path, out)
     return out
-
-
-def _log_record(result: ExperimentResult, name: str | None = None) -> None:
-    """Append ``result``'s record to the study's results log (when ``sedlib study`` set one);
-    ``name`` replaces the model name (e.g. for a variant that is not a registry model)."""
-    path = os.environ.get(RESULTS_LOG_ENV)
-    if not path:
-        return
-    row = {**result.record, "notebook": os.environ.get(NOTEBOOK_ENV)}
-    if name is not None:
-        row["name"] = name
-    line = json.dumps(row) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:  # one short write: atomic under O_APPEND
-        fh.write(line)
 
 
 def load_result(exp: Experiment, cache_dir: str | os.PathLike = "runs/cache"
@@ -121,7 +111,7 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cach
                                        "fp16" if str(device).startswith("cuda") else "fp32")))
     finally:
         torch.set_num_threads(before)
-    _log_record(result)
+    log_result_row(result.record)
     return result
 
 
@@ -148,11 +138,11 @@ def _train(exp: Experiment, cache: Path, *, device: str, progress: bool,
 
     rank = int(os.environ.get("RANK", "0"))
     folder = cache / exp.key
-    log.info("training %s (%s)", exp.model, exp.key)
+    log.info("training %s (%s)", exp.model if exp.variant is None else f"{exp.model} {exp.variant}", exp.key)
     run, metrics, train_s, eval_s, k = train_and_evaluate(exp, folder, device=device, progress=progress and not rank)
     if rank:
         return None
-    prof = _profile(exp.model, k, cache, device=device, **profile)
+    prof = _profile(exp, k, cache, device=device, **profile)
     result = ExperimentResult(exp, exp.key, metrics, prof, folder / RUN, Path(run.weights), False, train_s, eval_s)
     runs.write_json(folder / RESULT, result.to_dict())
     return result
@@ -243,7 +233,7 @@ def _run_on_slurm(experiments: list[Experiment], settings: Mapping[str, Any],
     out = []
     for i, exp in enumerate(experiments):
         if i in trained:
-            _log_record(trained[i])
+            log_result_row(trained[i].record)
             out.append(trained[i])
         else:  # cached, or trained by another study's job: read here (and logged)
             out.append(run_experiment(exp, **kwargs))
@@ -274,7 +264,7 @@ def prepare_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        prof = _profile(exp.model, k, Path(cache_dir), device=device,
+        prof = _profile(exp, k, Path(cache_dir), device=device,
                         batch_size=throughput_batch_size, repeats=throughput_repeats,
                         warmup=throughput_warmup,
                         dtype=throughput_dtype or ("fp16" if str(device).startswith("cuda") else "fp32"))

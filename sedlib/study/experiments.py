@@ -92,6 +92,9 @@ class Experiment:
     # eval clips of this length (s) while training on audio.clip_seconds; None: the same length.
     # Left out of the key when None, so runs stored before it existed keep their keys.
     eval_clip_seconds: float | None = None
+    # another network of the same name, e.g. "clipwise2222" (sedlib.study.stride.build_model):
+    # keyed "<variant>-<the key without it>" (the clip-wise runs' folders); None left out of the key
+    variant: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -122,6 +125,10 @@ class Experiment:
                              f"{self.audio.mel_frames} mel frames, not a multiple of "
                              f"{self.audio.time_pooling} (labels and outputs would differ by a "
                              f"frame); use a multiple of 0.04 s such as 4.0")
+        if self.variant is not None:
+            from sedlib.study.stride import variant_strides
+
+            variant_strides(self.variant)  # ValueError naming the expected form
         if self.eval_data is None and self.val_data is None:
             raise ValueError("Experiment: give eval_data (or at least val_data) to report metrics")
         length = self.eval_clip_seconds
@@ -144,8 +151,9 @@ class Experiment:
         d["train"] = dataclasses.asdict(self.train)
         d["distill"] = None if self.distill is None else dataclasses.asdict(self.distill)
         d["audio"] = dataclasses.asdict(self.audio)
-        if d["eval_clip_seconds"] is None:
-            del d["eval_clip_seconds"]  # the key of a run stored before the field existed
+        for name in ("eval_clip_seconds", "variant"):
+            if d[name] is None:
+                del d[name]  # the key of a run stored before the field existed
         return json.loads(json.dumps(d))  # tuples -> lists, as stored
 
     @classmethod
@@ -182,6 +190,7 @@ class Experiment:
         """The fingerprint with the named files' digests given (e.g. stored ones, for a check
         of stored results where the files are not at hand)."""
         d = self.to_dict()
+        d.pop("variant", None)  # in the key's prefix (key_with)
         for name, digest in digests.items():
             if name == "init":
                 d["init"] = digest
@@ -200,11 +209,13 @@ class Experiment:
         """:attr:`key` from the given file digests (:meth:`fingerprint_with`)."""
         text = json.dumps(self.fingerprint_with(digests), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        return f"{re.sub(r'[^A-Za-z0-9]+', '_', self.model)}-{digest}"
+        prefix = "" if self.variant is None else f"{self.variant}-"
+        return f"{prefix}{re.sub(r'[^A-Za-z0-9]+', '_', self.model)}-{digest}"
 
     @property
     def key(self) -> str:
-        """``<model slug>-<16 hex digits of sha256(fingerprint)>``: the cache folder name."""
+        """``<model slug>-<16 hex digits of sha256(fingerprint)>``: the cache folder name;
+        ``<variant>-`` before it for a :attr:`variant`."""
         return self.key_with(self.file_digests())
 
 
@@ -225,7 +236,10 @@ class ExperimentResult:
 
     @property
     def name(self) -> str:
-        return self.experiment.model
+        """The model name; a variant's says which (``fmn02+TF:64 (clip-wise strides)``)."""
+        from sedlib.study.stride import variant_label
+
+        return variant_label(self.experiment.model, self.experiment.variant)
 
     @property
     def params(self) -> int:
@@ -264,9 +278,9 @@ class ExperimentResult:
     def load_model(self, device: str = "cpu"):
         """The trained model (eval mode) from ``weights``."""
         from sedlib.models.checkpoints import load_checkpoint
-        from sedlib.registry import create_model
+        from sedlib.study.stride import build_model
 
-        model = create_model(self.experiment.model, num_classes=self.profile["num_classes"])
+        model = build_model(self.experiment.model, self.profile["num_classes"], self.experiment.variant)
         load_checkpoint(model, self.weights)
         return model.to(device).eval()
 

@@ -83,25 +83,42 @@ def prepare_sets(work_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClasses
     return {name: str(path) for name, path in sets.items()}
 
 
-def _run_dir(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str, seed: int) -> Path:
-    """The run's cache folder, keyed by its settings, the initial weights by their content (a
-    release by its name): a checkpoint replaced under the same path is a new run."""
+def run_settings(cfg: OwnClassesConfig, cond: str, seed: int) -> dict[str, Any]:
+    """What a run's key hashes: its settings, the initial weights by their content (a release by
+    its name), so a checkpoint replaced under the same path is a new run."""
     from sedlib.config import project_path
     from sedlib.study.experiments import _file_digest
 
     init = project_path(cfg.init)
-    settings = {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond,
-                "init": f"sha256:{_file_digest(init)}" if init.is_file() else cfg.init}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(cache_dir) / f"07-{cond}-s{seed}-{digest}"
+    return {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond,
+            "init": f"sha256:{_file_digest(init)}" if init.is_file() else cfg.init}
+
+
+def run_key(settings: dict[str, Any]) -> str:
+    """``07-<condition>-s<seed>-<digest of the settings>``: the run's cache folder and its key in
+    the study's results log. Settings stored by older code are re-read through the current
+    :class:`OwnClassesConfig` (a field added or removed since gives another key: stale)."""
+    fields = {k: v for k, v in settings.items() if k not in ("seed", "condition", "init")}
+    fields["seeds"] = ()
+    cfg = OwnClassesConfig(**{**fields, "init": settings["init"]})
+    current = {**asdict(cfg), "seeds": None, "seed": settings["seed"], "condition": settings["condition"]}
+    digest = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:10]
+    return f"07-{settings['condition']}-s{settings['seed']}-{digest}"
+
+
+def _run_dir(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str, seed: int) -> Path:
+    """The run's cache folder (:func:`run_key`)."""
+    return Path(cache_dir) / run_key(run_settings(cfg, cond, seed))
 
 
 def run_conditions(cache_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClassesConfig(), *,
                    progress: bool = True) -> list[dict[str, Any]]:
     """One record per condition and seed (module doc; PSDS values in percent), trained or read from the cache
     (``cache_dir/07-<condition>-s<seed>-<settings digest>/result.json``, written atomically, each
-    run under a file lock: notebooks run side by side train it once)."""
+    run under a file lock: notebooks run side by side train it once); each also logged to the
+    study's results log (:func:`results_row`)."""
     from sedlib.locking import file_lock
+    from sedlib.study.results_log import log_result_row
 
     sets = prepare_sets(Path(cache_dir) / "07-sets", cfg)
     records = []
@@ -110,10 +127,28 @@ def run_conditions(cache_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClas
             folder = _run_dir(cache_dir, cfg, cond, seed)
             result_file = folder / "result.json"
             with file_lock(Path(cache_dir) / f".{folder.name}.lock"):  # one process trains a run
-                if not result_file.is_file():
+                trained = not result_file.is_file()
+                if trained:
                     _run_one(cfg, sets, cond, seed, folder, progress)
             records.append(_percent(json.loads(result_file.read_text())["record"]))
+            log_result_row(results_row(records[-1], cfg, cond, seed, cached=not trained))
     return records
+
+
+def results_row(record: dict[str, Any], cfg: OwnClassesConfig, cond: str, seed: int, *,
+                cached: bool) -> dict[str, Any]:
+    """One run as a row of the study's results log (``results.jsonl`` / ``results.md``, beside
+    the Experiments): PSDS in percent with its eval folds and per class, keyed and checked for
+    staleness by :func:`run_key` of its stored ``settings`` (params/MACs not profiled here)."""
+    from sedlib.study.results_log import OWN_CLASSES
+
+    settings = run_settings(cfg, cond, seed)
+    return {"name": f"{cfg.model}, {'fine-tuned from the checkpoint' if cond == 'checkpoint' else 'from scratch'}",
+            "seed": seed, "steps": cfg.steps, "init": cfg.init if cond == "checkpoint" else None,
+            "eval_clips": cfg.eval_clips, "eval_data": f"own classes: held-out recordings ({cfg.eval_clips} mixtures)",
+            "params": None, "macs": None, "throughput": None, "kd_weight": None, "train_seconds": None,
+            "cached": cached, "key": run_key(settings), "kind": OWN_CLASSES, "settings": settings,
+            **{k: v for k, v in record.items() if k.startswith("psds1")}}
 
 
 def _percent(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The study's results log (one JSON line per trained model) and its markdown summary table.
+"""The study's results log (one JSON line per trained model, fine-tuning run or scored
+checkpoint) and its markdown summary table.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sedlib.config import PROJECT_ROOT
+from sedlib.study.results_log import CHECKPOINT_EVAL, OWN_CLASSES, settings_key
 
 
 def read_results_log(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows appended by :func:`sedlib.study.cache.run_experiment` (or a stored
+    """Rows appended by :func:`log_result_row` (or a stored
     ``results.jsonl``), one per key (first kept, with every notebook that used it)."""
     path = Path(path)
     rows: dict[str, dict[str, Any]] = {}
@@ -62,9 +64,10 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]], *, title: str = "Results
              "| throughput (clips/s) | KD weight | steps | started from | train s | notebooks | key |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|"]
     for r in sorted(rows, key=lambda r: (r.get("notebooks") or [""], r["name"], r.get("seed") or 0)):
+        macs = None if r.get("macs") is None else r["macs"] / 1e6  # None: not profiled (06, 07)
         lines.append(f"| {r['name']} | {_num(r.get('seed'), 'd')} | {_num(r['psds1'], '.2f')} "
                      f"| {_num(r['psds1_macro'], '.2f')} | {_num(r.get('eval_clips'), ',')} "
-                     f"| {r['params']:,} | {_num(r['macs'] / 1e6, '.1f')} "
+                     f"| {_num(r.get('params'), ',')} | {_num(macs, '.1f')} "
                      f"| {_num(r.get('throughput'), '.1f')} | {_num(r.get('kd_weight'), 'g')} "
                      f"| {r.get('steps') or '-'} | {_started(r)} | {_num(r.get('train_seconds'), '.0f')} "
                      f"| {', '.join(r.get('notebooks') or [])} | `{r['key']}` |")
@@ -86,7 +89,7 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]], *, title: str = "Results
 def configuration(row: Mapping[str, Any]) -> str:
     """A run's configuration without its seed, for the per-notebook summaries: model name,
     steps, KD weight, frozen backbone, a teacher-only set, a start from another run."""
-    parts = [row["name"], f"{row.get('steps') or '-'} steps"]
+    parts = [row["name"]] if row.get("kind") == CHECKPOINT_EVAL else [row["name"], f"{row.get('steps') or '-'} steps"]
     if row.get("kd_weight"):
         parts.append(f"KD {row['kd_weight']:g}")
     if row.get("frozen_backbone"):
@@ -129,9 +132,7 @@ def summaries_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 "| configuration | seeds | PSDS1 macro | PSDS1 |", "|---|---:|---:|---:|"]
         for r in macro:
             m = micro[r["configuration"]]
-            out.append(f"| {r['configuration']} | {r['n_seeds']} "
-                       f"| {r['psds1_macro']:.2f} ± {(r['psds1_macro_high'] - r['psds1_macro_low']) / 2:.2f} "
-                       f"| {m['psds1']:.2f} ± {(m['psds1_high'] - m['psds1_low']) / 2:.2f} |")
+            out.append(f"| {r['configuration']} | {r['n_seeds']} | {_pm(r, 'psds1_macro')} | {_pm(m, 'psds1')} |")
     return out
 
 
@@ -140,9 +141,20 @@ def stale_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     (config fields, defaults, cache version or key derivation changed): one line each. Rows
     without a stored experiment are stale too (written before experiments were stored)."""
     from sedlib.study.experiments import Experiment
+    from sedlib.study.own_classes import run_key
 
     out = []
     for row in rows:
+        if row.get("kind") in (OWN_CLASSES, CHECKPOINT_EVAL):
+            try:
+                key = (run_key(row["settings"]) if row["kind"] == OWN_CLASSES
+                       else settings_key(row["key"].rsplit("-", 1)[0], row["settings"]))
+            except (KeyError, TypeError, ValueError) as err:
+                out.append(f"{row.get('key')}: the stored settings no longer load ({err})")
+                continue
+            if row["key"] != key:
+                out.append(f"{row['key']}: the current code gives {key}")
+            continue
         exp = row.get("experiment")
         if exp is None:
             out.append(f"{row.get('key')}: no stored experiment")
@@ -175,3 +187,11 @@ def stored_results_markdown(notebook: str, profile: str = "classroom",
     table = [line for line in table if not line.startswith("## ")]
     return "\n".join([f"**Stored {heading}** (`{project_relative(str(folder))}`; made by {command}), "
                       f"{len(rows)} runs of this notebook:"] + table) + "\n"
+
+
+def _pm(row: Mapping[str, Any], metric: str) -> str:
+    """``mean ± half-width``; ``mean (one run)`` where one run without eval folds has no interval."""
+    half = (row[f"{metric}_high"] - row[f"{metric}_low"]) / 2
+    if row["n_seeds"] == 1 and not half > 0:
+        return f"{row[metric]:.2f} (one run)"
+    return f"{row[metric]:.2f} ± {half:.2f}"

@@ -13,17 +13,16 @@ SEDModel (same parameter names, so layer-wise LR decay and ``freeze_backbone`` a
 :func:`shape_trace` lists tensor shapes through a model; :func:`receptive_fields` the cumulative
 stride ("jump") and receptive field of every backbone block, in mel bins and mel frames (10 ms);
 :func:`resolution` summarises a backbone's time resolution and receptive field.
-:func:`run_clipwise_experiment` trains and evaluates a ClipwiseSED with the caching of
-:func:`sedlib.study.cache.run_experiment` (which takes model names only).
+:func:`clipwise_experiment` makes a study :class:`~sedlib.study.experiments.Experiment` train a
+ClipwiseSED (its ``variant``), cached and run as any other (:func:`sedlib.study.cache.run_experiments`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-from pathlib import Path
+import re
+from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
@@ -140,129 +139,45 @@ def resolution(model: nn.Module, audio: AudioConfig | None = None) -> dict[str, 
             "receptive field (mel bins)": last["rf_freq"]}
 
 
-def run_clipwise_experiment(exp, *, strides: Sequence[int] = CLIPWISE_STRIDES,
-                            cache_dir: str | os.PathLike = "runs/cache", device: str = "cpu",
-                            progress: bool = True, throughput_batch_size: int = 8,
-                            throughput_repeats: int = 3, throughput_warmup: int = 1,
-                            throughput_dtype: str | None = None, num_threads: int | None = None):
-    """:func:`sedlib.study.cache.run_experiment` (same options, same steps: train, optional
-    BatchNorm recalibration, evaluate, profile) for a :class:`ClipwiseSED` of ``exp.model``,
-    cached under ``<cache_dir>/clipwise<strides>-<exp.key>``. Returns an ExperimentResult whose
-    ``weights`` load into ``ClipwiseSED(exp.model, ...)`` (not into ``create_model``)."""
-    from sedlib.locking import file_lock
-    from sedlib.study.cache import _log_record
-    from sedlib.study.experiments import RESULT, RUN, ExperimentResult
-    from sedlib.study.training import train_and_evaluate
-    from sedlib.train import runs
-
-    key = clipwise_key(exp, strides)
-    folder = Path(cache_dir) / key
-    threads = torch.get_num_threads()
-    label = f"{exp.model} (clip-wise strides)"  # its row in the study's results table
-    with file_lock(Path(cache_dir) / f".{key}.lock"):
-        if (folder / RESULT).is_file():
-            d = json.loads((folder / RESULT).read_text(encoding="utf-8"))
-            result = ExperimentResult(exp, key, d["metrics"], d["profile"], folder / RUN,
-                                      folder / RUN / d["weights"], True, d["train_seconds"],
-                                      d["eval_seconds"])
-            _log_record(result, label)
-            return result
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        try:
-            run, metrics, train_s, eval_s, k = train_and_evaluate(
-                exp, folder, device=device, progress=progress,
-                build=lambda k: ClipwiseSED(exp.model, num_classes=k, strides=strides),
-                run_info={"clipwise_strides": list(strides)})
-            prof = clipwise_profile(exp.model, k, strides, Path(cache_dir), device=device,
-                                    batch_size=throughput_batch_size, repeats=throughput_repeats,
-                                    warmup=throughput_warmup, dtype=throughput_dtype)
-        finally:
-            torch.set_num_threads(threads)
-        result = ExperimentResult(exp, key, metrics, prof,
-                                  folder / RUN, Path(run.weights), False, train_s, eval_s)
-        runs.write_json(folder / RESULT, result.to_dict())
-    _log_record(result, label)
-    return result
+def clipwise_variant(strides: Sequence[int] = CLIPWISE_STRIDES) -> str:
+    """The :attr:`~sedlib.study.experiments.Experiment.variant` of a :class:`ClipwiseSED` with
+    these strides: ``"clipwise2222"`` for EfficientAT's."""
+    variant = "clipwise" + "".join(str(int(s)) for s in strides)
+    variant_strides(variant)
+    return variant
 
 
-def clipwise_profile(model: str, num_classes: int, strides: Sequence[int], cache_dir: Path, *,
-                     device: str = "cpu", batch_size: int = 8, repeats: int = 3, warmup: int = 1,
-                     dtype: str | None = None) -> dict[str, Any]:
-    """Params, MACs and throughput of ``ClipwiseSED(model)`` (one 10 s clip), cached under
-    ``<cache_dir>/profiles`` per settings and thread count, as the study's other profiles."""
-    import hashlib
-
-    from sedlib.complexity.profile import profile_model
-    from sedlib.study.experiments import CACHE_VERSION, PROFILES
-    from sedlib.train import runs
-
-    dtype = dtype or ("fp16" if str(device).startswith("cuda") else "fp32")
-    ident = {"model": model, "clipwise_strides": list(strides), "num_classes": num_classes,
-             "device": device, "batch": batch_size, "repeats": repeats, "warmup": warmup,
-             "dtype": dtype, "threads": torch.get_num_threads(), "version": CACHE_VERSION}
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / PROFILES / f"clipwise-{digest}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    prof = profile_model(ClipwiseSED(model, num_classes=num_classes, strides=strides), device=device,
-                         dtype=dtype, batch_size=batch_size, repeats=repeats, warmup=warmup,
-                         deepspeed=False)
-    out = {**prof.to_dict(), "num_classes": num_classes}
-    runs.write_json(path, out)
-    return out
+def variant_strides(variant: str) -> tuple[int, ...]:
+    """The four strides of a ``clipwise<s1><s2><s3><s4>`` variant (ValueError for another name)."""
+    match = re.fullmatch(r"clipwise([1-9])([1-9])([1-9])([1-9])", str(variant))
+    if match is None:
+        raise ValueError(f"Experiment.variant {variant!r}: expected clipwise and four strides of "
+                         f"1-9, e.g. 'clipwise2222', or None")
+    return tuple(int(s) for s in match.groups())
 
 
-def run_clipwise_experiments(experiments: Sequence[Any], *, parallel_runs: int = 1,
-                             strides: Sequence[int] = CLIPWISE_STRIDES, executor: str = "local",
-                             slurm: Any = None, **kwargs: Any) -> list[Any]:
-    """:func:`run_clipwise_experiment` for each, ``parallel_runs`` side by side (as
-    :func:`sedlib.study.cache.run_experiments`: data caches and the throughput profile are made
-    here first, on an idle machine); ``executor="slurm"``: one SLURM job each, as there."""
-    from sedlib.study.cache import prepare_experiment
-    from sedlib.study.workers import in_processes
-    from sedlib.study.training import open_data
-    from sedlib.train.data import dataset_vocab
-
-    from sedlib.study.experiments import RESULT
-
-    cache = Path(kwargs.get("cache_dir", "runs/cache"))
-    if executor == "slurm":
-        from sedlib.study.cache import _log_record
-        from sedlib.study.slurm import run_as_slurm_jobs
-
-        keys = [clipwise_key(e, strides) for e in experiments]
-        job_kwargs = {**kwargs, "strides": tuple(strides)}
-        trained = run_as_slurm_jobs(run_clipwise_experiment, experiments, keys, job_kwargs, slurm or {},
-                                    finished=lambda i: (cache / keys[i] / RESULT).is_file(),
-                                    desc="clip-wise runs (SLURM)")
-        out = []
-        for i, exp in enumerate(experiments):  # logged in the experiments' order, as locally
-            if i in trained:
-                _log_record(trained[i], f"{exp.model} (clip-wise strides)")
-            out.append(trained[i] if i in trained else run_clipwise_experiment(exp, **job_kwargs))
-        return out
-    todo = [i for i, e in enumerate(experiments) if not (cache / clipwise_key(e, strides) / RESULT).is_file()]
-    if parallel_runs > 1 and len(todo) > 1:
-        for exp in (experiments[i] for i in todo):
-            prepare_experiment(exp, **kwargs)
-            k = len(dataset_vocab(open_data(exp.train_data, "train", exp.audio), "training"))
-            threads = torch.get_num_threads()
-            if kwargs.get("num_threads") is not None:
-                torch.set_num_threads(kwargs["num_threads"])
-            try:
-                clipwise_profile(exp.model, k, strides, Path(kwargs.get("cache_dir", "runs/cache")),
-                                 device=kwargs.get("device", "cpu"),
-                                 batch_size=kwargs.get("throughput_batch_size", 8),
-                                 repeats=kwargs.get("throughput_repeats", 3),
-                                 warmup=kwargs.get("throughput_warmup", 1),
-                                 dtype=kwargs.get("throughput_dtype"))
-            finally:
-                torch.set_num_threads(threads)
-    return in_processes(run_clipwise_experiment, list(experiments), parallel_runs,
-                        {**kwargs, "strides": tuple(strides)}, todo=todo, desc="clip-wise runs")
+def clipwise_experiment(exp: Any, strides: Sequence[int] = CLIPWISE_STRIDES) -> Any:
+    """``exp`` with a :class:`ClipwiseSED` of ``exp.model`` in place of the model (same data,
+    configs and seed): train it with :func:`sedlib.study.cache.run_experiments`; cached under
+    ``<cache>/clipwise<strides>-<exp.key>``."""
+    return replace(exp, variant=clipwise_variant(strides))
 
 
-def clipwise_key(exp: Any, strides: Sequence[int] = CLIPWISE_STRIDES) -> str:
-    """The cache folder of ``exp``'s clip-wise variant: ``clipwise<strides>-<exp.key>``."""
-    return f"clipwise{''.join(map(str, strides))}-{exp.key}"
+def build_model(model: str, num_classes: int, variant: str | None = None) -> nn.Module:
+    """The network an experiment trains: ``create_model(model)``, or for a ``clipwise...``
+    variant ``ClipwiseSED(model, strides=...)`` (same parameter names)."""
+    if variant is None:
+        from sedlib.registry import create_model
+
+        return create_model(model, num_classes=num_classes)
+    return ClipwiseSED(model, num_classes=num_classes, strides=variant_strides(variant))
+
+
+def variant_label(model: str, variant: str | None) -> str:
+    """A run's name in tables: the model name, ``"<model> (clip-wise strides)"`` for EfficientAT's
+    strides, ``"<model> (clip-wise strides 2, 2, 1, 1)"`` for others."""
+    if variant is None:
+        return model
+    strides = variant_strides(variant)
+    extra = "" if strides == CLIPWISE_STRIDES else " " + ", ".join(map(str, strides))
+    return f"{model} (clip-wise strides{extra})"

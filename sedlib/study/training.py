@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sedlib.config import AudioConfig
 from sedlib.study.experiments import RUN, Experiment
@@ -34,14 +34,12 @@ def open_data(spec: str, split: str, audio: AudioConfig):
                               audio_config=audio))
 
 
-def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, device: str = "cpu",
-                       progress: bool = True, run_info: Mapping[str, Any] | None = None
+def train_and_evaluate(exp: Experiment, folder: Path, *, device: str = "cpu", progress: bool = True
                        ) -> tuple[Any, dict[str, Any], float, float, int]:
     """Train ``exp`` into ``folder/run`` (resuming), recalibrate BatchNorm if asked, evaluate on
-    ``eval_data`` (else ``val_data``). ``build``: ``num_classes -> model`` instead of
-    ``exp.model`` (e.g. a clip-wise variant; called after seeding with ``exp.seed``, as fit()
-    seeds before ``create_model``). Returns (fit's RunResult, metrics, train s, eval s, class
-    count)."""
+    ``eval_data`` (else ``val_data``). A :attr:`~Experiment.variant`'s network is built here
+    (:func:`sedlib.study.stride.build_model`) after seeding with ``exp.seed``, as fit() seeds
+    before ``create_model``. Returns (fit's RunResult, metrics, train s, eval s, class count)."""
     from sedlib.train import runs
     from sedlib.train.data import dataset_vocab, recalibrate_batchnorm, validate
     from sedlib.train.fitting import fit
@@ -54,19 +52,22 @@ def train_and_evaluate(exp: Experiment, folder: Path, *, build: Any = None, devi
     same_as_val = (eval_split, eval_audio) == ("validation", audio)
     evaluation = val if same_as_val else open_data(eval_spec, eval_split, eval_audio)
     k = len(dataset_vocab(train, "training"))
-    model = exp.model
-    if build is not None:
+    model, run_info = exp.model, {}
+    if exp.variant is not None:
         import torch
 
+        from sedlib.study.stride import build_model, variant_strides
+
         torch.manual_seed(exp.seed)
-        model = build(k)
+        model = build_model(exp.model, k, exp.variant)
+        run_info = {"clipwise_strides": list(variant_strides(exp.variant))}
     t0 = time.perf_counter()
     run = fit(model, train, out_dir=folder / RUN,
               train_config=exp.train, distill_config=exp.distill, val_data=val, weak_data=weak,
               audio_config=audio, device=device, resume=True, max_steps=exp.steps,
               init=exp.init, val_every=exp.val_every, progress=progress,
               run_info={"experiment_key": folder.name, "experiment": exp.to_dict(),
-                        **(run_info or {})})
+                        **run_info})
     if int(os.environ.get("RANK", "0")):  # a DDP rank other than 0: rank 0 evaluates and writes
         return run, {}, time.perf_counter() - t0, 0.0, k
     if exp.bn_recalibration_clips:  # the first clips: a random sample of i.i.d. synthetic clips

@@ -1,6 +1,5 @@
 """Run study jobs side by side: :func:`in_processes` over one reused pool of spawned worker
-processes per interpreter (:func:`sedlib.study.cache.run_experiments` and the clip-wise stride
-runs use it).
+processes per interpreter (:func:`sedlib.study.cache.run_experiments` uses it).
 """
 
 from __future__ import annotations

@@ -69,3 +69,17 @@ def test_the_log_holds_them_beside_experiments_and_the_summary_shows_them(tmp_pa
     assert "| fmn04+TF:104 (shipped checkpoint, not trained here) | 1 | 50.00 (one run) | 30.00 (one run) |" in text
     assert "| fmn04+BiGRU:104, fine-tuned from the checkpoint, 150 steps | 2 | 30.00 ±" in text
     assert stale_rows(rows) == []
+
+
+def test_the_claims_read_only_the_experiments():
+    """06's and 07's rows in a results log test no claim of the paper: the claims, written from
+    the whole log, are those of the Experiments alone."""
+    from sedlib.config import PROJECT_ROOT
+    from sedlib.study.claims import assess_all
+
+    rows = read_results_log(PROJECT_ROOT / "figures" / "classroom" / "results.jsonl")
+    rows = [r for r in rows if r.get("kind") is None]
+    extra = [{**results_row(RECORD, OwnClassesConfig(), "scratch", 0, cached=True), "notebooks": ["07"]},
+             {**checkpoint_row("fmn04+TF:104", SHIPPED, "synth:16", AudioConfig(clip_seconds=4.0), 9, METRICS),
+              "notebooks": ["06"]}]
+    assert assess_all(rows + extra) == assess_all(rows)

@@ -67,7 +67,8 @@ def test_the_log_holds_them_beside_experiments_and_the_summary_shows_them(tmp_pa
     assert "| fmn04+TF:104 (shipped checkpoint, not trained here) | - | 30.00 | 50.00 | 16 | - | - |" in text
     assert "## 07_your_own_classes: mean ± 95 % interval over seeds" in text
     assert "| fmn04+TF:104 (shipped checkpoint, not trained here) | 1 | 50.00 (one run) | 30.00 (one run) |" in text
-    assert "| fmn04+BiGRU:104, fine-tuned from the checkpoint, 150 steps | 2 | 30.00 ±" in text
+    assert "| fmn04+BiGRU:104, fine-tuned from the checkpoint, 150 steps | 2 | 30.00 [0.00, 66.68] |" in text
+    assert "| 4.00 [0.00, 11.34] |" in text  # PSDS1's interval clipped at 0, as the notebooks print it
     assert stale_rows(rows) == []
 
 

@@ -190,8 +190,12 @@ def stored_results_markdown(notebook: str, profile: str = "classroom",
 
 
 def _pm(row: Mapping[str, Any], metric: str) -> str:
-    """``mean ± half-width``; ``mean (one run)`` where one run without eval folds has no interval."""
-    half = (row[f"{metric}_high"] - row[f"{metric}_low"]) / 2
-    if row["n_seeds"] == 1 and not half > 0:
+    """``mean ± half-width``, clipped to ``mean [low, high]`` where it would reach past 0 or 100
+    (as the notebooks print it, :func:`sedlib.study.findings._pm`); ``mean (one run)`` where one
+    run without eval folds has no interval."""
+    from sedlib.study.findings import _pm as plus_minus
+
+    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
+    if row["n_seeds"] == 1 and not high > low:
         return f"{row[metric]:.2f} (one run)"
-    return f"{row[metric]:.2f} ± {half:.2f}"
+    return plus_minus(row[metric], low, high)

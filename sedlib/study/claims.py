@@ -100,9 +100,8 @@ def _base(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def derived_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of the Experiments' records with ``continued``: whether a run started from another
-    run's weights (its ``init`` is that run's key or a path in its folder: Table II's "2x
-    training"). Rows of another ``kind`` (06, 07) test no claim and are left out."""
+    """Copies of the Experiments' records (rows of another ``kind``, 06's and 07's, test no claim)
+    with ``continued``: whether ``init`` is another run's key or in its folder (Table II's 2x)."""
     recs = [dict(r.record) if hasattr(r, "record") else dict(r) for r in records  # ExperimentResults too
             if hasattr(r, "record") or r.get("kind") is None]
     keys = [r["key"] for r in recs if r.get("key")]

@@ -86,6 +86,15 @@ def test_verdicts_and_reach():
     assert row["reach"] == f"the paper's effect is below the smallest detectable ({row['mde']:.1f})"
 
 
+def test_a_claim_pairs_the_seeds_both_sides_ran():
+    """Figure 1's runs with 5 seeds against another notebook's with 3 (the classroom profile):
+    the difference is paired over seeds 0-2, the extra seeds of one side left out."""
+    recs = _study(gain_tf=3.0)
+    recs += [_rec("fmn02", s, 90.0) for s in (3, 4)]  # seeds the TF side never ran
+    row = {r["claim"].key: r for r in assess_all(recs)}["fig1-fmn02+TF:64-cnn"]
+    assert row["ours"].mean == pytest.approx(3.0) and row["verdict"] == AGREES
+
+
 def test_a_side_without_records_is_an_error():
     claim = catalogue(_study())[0]
     with pytest.raises(ValueError, match="no records match"):

@@ -254,6 +254,8 @@ def _assess(derived: Sequence[Mapping[str, Any]], claim: Claim) -> dict[str, Any
         if not rows:
             raise ValueError(f"claim {claim.key}: no records match {dict(want)}")
         labelled += rows
+    common = set.intersection(*({r.get("seed") for r in labelled if r["_side"] == s} for s in "ab"))
+    labelled = [r for r in labelled if r.get("seed") in common]  # paired: the seeds both sides ran
     if claim.classes:
         labelled = on_classes(labelled, claim.classes)
     iv = compare_configurations(labelled, "a", "b", "psds1_macro", by="_side")

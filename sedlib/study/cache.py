@@ -111,7 +111,8 @@ def run_experiment(exp: Experiment, *, cache_dir: str | os.PathLike = "runs/cach
                                        "fp16" if str(device).startswith("cuda") else "fp32")))
     finally:
         torch.set_num_threads(before)
-    log_result_row(result.record)
+    if result is not None:  # None: a DDP rank other than 0 (rank 0 logs the run)
+        log_result_row(result.record)
     return result
 
 

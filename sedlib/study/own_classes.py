@@ -17,7 +17,6 @@ content, atomically and under a file lock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -86,12 +85,9 @@ def prepare_sets(work_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClasses
 def run_settings(cfg: OwnClassesConfig, cond: str, seed: int) -> dict[str, Any]:
     """What a run's key hashes: its settings, the initial weights by their content (a release by
     its name), so a checkpoint replaced under the same path is a new run."""
-    from sedlib.config import project_path
-    from sedlib.study.experiments import _file_digest
+    from sedlib.study.results_log import content_id
 
-    init = project_path(cfg.init)
-    return {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond,
-            "init": f"sha256:{_file_digest(init)}" if init.is_file() else cfg.init}
+    return {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond, "init": content_id(cfg.init)}
 
 
 def run_key(settings: dict[str, Any]) -> str:
@@ -101,9 +97,10 @@ def run_key(settings: dict[str, Any]) -> str:
     fields = {k: v for k, v in settings.items() if k not in ("seed", "condition", "init")}
     fields["seeds"] = ()
     cfg = OwnClassesConfig(**{**fields, "init": settings["init"]})
+    from sedlib.study.results_log import settings_key
+
     current = {**asdict(cfg), "seeds": None, "seed": settings["seed"], "condition": settings["condition"]}
-    digest = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:10]
-    return f"07-{settings['condition']}-s{settings['seed']}-{digest}"
+    return settings_key(f"07-{settings['condition']}-s{settings['seed']}", current)
 
 
 def _run_dir(cache_dir: str | os.PathLike, cfg: OwnClassesConfig, cond: str, seed: int) -> Path:

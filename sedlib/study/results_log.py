@@ -38,6 +38,16 @@ def settings_key(prefix: str, settings: Mapping[str, Any]) -> str:
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
+def content_id(ref: str) -> str:
+    """A weights file by its content (``sha256:...``, wherever it lies; paths relative to the
+    project root), a release name as given: the identity a row's key hashes."""
+    from sedlib.config import project_path
+    from sedlib.study.experiments import _file_digest
+
+    path = project_path(ref)
+    return f"sha256:{_file_digest(path)}" if path.is_file() else str(ref)
+
+
 def checkpoint_row(name: str, checkpoint: str, eval_data: str, audio: Any, median_window: int,
                    metrics: Mapping[str, Any]) -> dict[str, Any]:
     """A trained checkpoint scored without training (notebook 06: the shipped model on the
@@ -46,11 +56,7 @@ def checkpoint_row(name: str, checkpoint: str, eval_data: str, audio: Any, media
     the audio settings and the median filter."""
     import dataclasses
 
-    from sedlib.config import project_path
-    from sedlib.study.experiments import _file_digest
-
-    path = project_path(checkpoint)
-    settings = {"checkpoint": f"sha256:{_file_digest(path)}" if path.is_file() else str(checkpoint),
+    settings = {"checkpoint": content_id(checkpoint),
                 "eval_data": eval_data, "audio": dataclasses.asdict(audio), "median_window": median_window}
     return {"name": f"{name} (shipped checkpoint, not trained here)", "seed": None, "steps": None,
             "init": str(checkpoint), "eval_clips": metrics.get("eval_clips"), "eval_data": eval_data,

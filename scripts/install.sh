@@ -21,6 +21,15 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "
   exit 0
 fi
 
+# Room: the environment takes ~2.3 GB (torch CPU, deepspeed, onnxruntime, openvino, jupyter),
+# pip needs more while it unpacks; say so before pip fails half-way with "No space left on device"
+FREE_KB="$(df -Pk "$(dirname "$VENV")" 2>/dev/null | awk 'NR == 2 {print $4}')"
+if [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt 3500000 ]; then
+  echo "[install] WARNING: $((FREE_KB / 1000)) MB free on the disk of $(cd "$(dirname "$VENV")" && pwd);" \
+    "the environment needs about 3.5 GB while installing (2.3 GB after). Free space, or set SEDLIB_VENV" \
+    "to a folder on a larger disk (the clip cache: 'sedlib cache --prune' / '--clear')." >&2
+fi
+
 # System packages: Chromium drives kaleido's static (PNG) export of plotly figures. Skipped where
 # apt or root is missing (then figures are written as HTML and PNG export reports what is missing).
 if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

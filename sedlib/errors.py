@@ -27,3 +27,8 @@ class UnknownClassError(SedlibError, KeyError):
 
 class CheckpointError(SedlibError, RuntimeError):
     """A checkpoint does not fit the model, or cannot be loaded safely."""
+
+
+class DiskSpaceError(SedlibError, OSError):
+    """Not enough free disk for something sedlib is about to write; the message names the
+    folder, what it needs, what is free, and how to make room."""

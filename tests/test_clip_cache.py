@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sedlib.config import AudioConfig
-from sedlib.data import clip_cache
+from sedlib.data import clip_cache, clip_cache_space
 from sedlib.data.clip_cache import CachedClips, cache_key, cached, lookup
 from sedlib.data.labels import Vocabulary
 from sedlib.data.sources import SynthSource
@@ -141,7 +141,7 @@ def test_two_processes_building_at_once_share_one_result(tmp_path):
 
 def test_a_manifest_for_other_settings_is_not_read(tmp_path):
     data = cached(synth(), root=tmp_path, workers=0, progress=False)
-    manifest = data.folder / clip_cache.MANIFEST
+    manifest = data.folder / clip_cache_space.MANIFEST
     manifest.write_text(manifest.read_text().replace('"split": "train"', '"split": "eval"'))
     assert lookup(synth(), tmp_path) is None
     rebuilt = cached(synth(), root=tmp_path, workers=0, progress=False)
@@ -150,7 +150,8 @@ def test_a_manifest_for_other_settings_is_not_read(tmp_path):
 
 def test_entries_are_listed_and_cleared_from_the_command_line(tmp_path, monkeypatch, capsys):
     from sedlib import cli
-    from sedlib.data.clip_cache import cache_entries, cache_root, clear_cache
+    from sedlib.data.clip_cache import cache_root
+    from sedlib.data.clip_cache_space import cache_entries, clear_cache
 
     monkeypatch.setenv("SEDLIB_CACHE", str(tmp_path))
     root = cache_root()

@@ -92,3 +92,23 @@ def test_lazy_public_api_resolves():
         assert getattr(sedlib, name) is not None, name
     with pytest.raises(AttributeError):
         sedlib.no_such_thing  # noqa: B018
+
+
+def test_install_warns_before_pip_when_the_disk_is_nearly_full(tmp_path):
+    """scripts/install.sh says how much room there is and what to do before pip would fail with
+    "No space left on device" (what CI met once); a fake df reports 1.2 GB free, a fake Python
+    stops the script right after the check."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "df").write_text("#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity "
+                                "Mounted'\necho '/dev/x 100000000 98800000 1200000 99% /'\n")
+    (bin_dir / "chromium").write_text("#!/bin/sh\n")  # never apt-get in a test
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": "false", "HOME": str(tmp_path),
+           "SEDLIB_VENV": str(tmp_path / "venv")}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and not (tmp_path / "venv").exists()
+    assert f"WARNING: 1200 MB free on the disk of {tmp_path}" in proc.stderr
+    assert "needs about 3.5 GB" in proc.stderr and "SEDLIB_VENV" in proc.stderr

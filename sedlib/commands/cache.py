@@ -1,40 +1,54 @@
-"""``sedlib cache``: what the clip cache holds (``$SEDLIB_CACHE/clips``), and clearing it."""
+"""``sedlib cache``: what the clip cache holds (``$SEDLIB_CACHE/clips``), keeping it under its
+cap, and clearing it."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
-HELP = "list the clip cache's entries (rendered synthetic clips) or clear it"
+HELP = "list the clip cache's entries (rendered synthetic clips), prune or clear it"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clear", action="store_true",
-                        help="remove every entry (rebuilt on next use)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--prune", action="store_true",
+                      help="evict the least recently used entries until the cache is under its "
+                           "cap ($SEDLIB_CLIP_CACHE_GB, default 20); entries used within the last "
+                           "hour or being built are kept (a build does this by itself)")
+    what.add_argument("--clear", action="store_true",
+                      help="remove every entry (rebuilt on next use)")
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # pragma: no cover
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return "just now"
 
 
 def run(args: argparse.Namespace) -> int:
-    from sedlib.data.clip_cache import cache_entries, cache_root, clear_cache
+    from sedlib.data.clip_cache import cache_root
+    from sedlib.data.clip_cache_space import (LIMIT_ENV, cache_entries, cache_limit_bytes,
+                                              clear_cache, format_bytes, make_room)
 
-    root = cache_root()
+    root, limit = cache_root(), cache_limit_bytes()
     if args.clear:
-        print(f"freed {_size(clear_cache(root))} in {root}")
+        print(f"freed {format_bytes(clear_cache(root))} in {root}")
         return 0
+    if args.prune:
+        before = {e["key"]: e["bytes"] for e in cache_entries(root)}
+        evicted = make_room(root, 0, limit=limit)
+        print(f"evicted {len(evicted)} entries ({format_bytes(sum(before[k] for k in evicted))}) "
+              f"from {root}")
     entries = cache_entries(root)
-    total = sum(e["bytes"] for e in entries)
-    print(f"{root}: {len(entries)} entries, {_size(total)}")
+    total, now = sum(e["bytes"] for e in entries), time.time()
+    print(f"{root}: {len(entries)} entries, {format_bytes(total)} of a {format_bytes(limit)} cap "
+          f"(${LIMIT_ENV})")
     for e in entries:
         if e.get("incomplete"):
-            print(f"  {e['key']}  {_size(e['bytes']):>9}  incomplete (a build was killed; "
-                  f"removed by the next build or --clear)")
+            print(f"  {e['key']}  {format_bytes(e['bytes']):>9}  incomplete (a build was killed "
+                  f"or is running; a killed one is removed by the next build or --clear)")
         else:
-            print(f"  {e['key']}  {_size(e['bytes']):>9}  {e['clips']:>6} clips  {e['source']}  "
-                  f"{e['created']}")
+            print(f"  {e['key']}  {format_bytes(e['bytes']):>9}  {e['clips']:>6} clips  "
+                  f"{e['source']}  made {e['created']}, used {_ago(now - e['used'])}")
     return 0

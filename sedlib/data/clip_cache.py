@@ -13,11 +13,12 @@ fmax) per batch and wavmix mixes waveforms, so both need the waveform; the front
 
 The key is a digest of the source's :meth:`cache_identity` (for synth: split, clip count,
 :class:`SynthConfig`, :class:`AudioConfig`, class names, and a digest of the synthesis code);
-any change makes a new entry. Writing is atomic: a build fills ``<key>.tmp-<pid>/``, writes its
-manifest last and renames the folder; a killed build leaves only the temporary folder, which
-is never read and is removed by the next build. A lock file serialises builds of one key
-across processes (the second waits and reads the first's result). ``SEDLIB_CLIP_CACHE=off``
-turns the cache off.
+any change makes a new entry; the entries used least recently are evicted to keep the cache
+under ``$SEDLIB_CLIP_CACHE_GB`` (:mod:`sedlib.data.clip_cache_space`). Writing is atomic: a
+build fills ``<key>.tmp-<pid>/``, writes its manifest last and renames the folder; a killed
+build leaves only the temporary folder, which is never read and is removed by the next build.
+A lock file serialises builds of one key across processes (the second waits and reads the
+first's result). ``SEDLIB_CLIP_CACHE=off`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from sedlib.config import user_cache_dir
+from sedlib.data.clip_cache_space import MANIFEST, check_free_disk, make_room, mark_used
 from sedlib.locking import file_lock
 from sedlib.progress import tqdm
 
@@ -42,7 +44,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 CACHE_ENV = "SEDLIB_CLIP_CACHE"
-MANIFEST = "manifest.json"
 WAVEFORMS, TARGETS = "waveforms.npy", "targets.npy"
 
 
@@ -122,6 +123,7 @@ def _lookup(source: torch.utils.data.Dataset, identity: dict[str, Any], root: Pa
     if manifest.get("identity") != json.loads(json.dumps(identity, default=str)):
         log.warning("%s: manifest does not match its key; ignored", folder)
         return None
+    mark_used(folder)
     return CachedClips(source, folder)
 
 
@@ -153,12 +155,15 @@ def _build(source: torch.utils.data.Dataset, identity: dict[str, Any], root: Pat
            workers: int | None, progress: bool) -> None:
     for stale in root.glob(f"{key}.tmp-*"):  # we hold the lock: these are from killed builds
         shutil.rmtree(stale, ignore_errors=True)
+    first, n = source[0], len(source)
+    name = getattr(source, "name", type(source).__name__)
+    needed = n * (first["waveform"].numel() + first["targets"].numel()) * 4  # float32
+    make_room(root, needed, keep=key)
+    check_free_disk(root, needed, f"{name} ({n} clips)")
     tmp = root / f"{key}.tmp-{os.getpid()}"
     tmp.mkdir()
     t0 = time.perf_counter()
     try:
-        first = source[0]
-        n = len(source)
         waves = np.lib.format.open_memmap(tmp / WAVEFORMS, mode="w+", dtype=np.float32,
                                           shape=(n, *first["waveform"].shape))
         targets = np.lib.format.open_memmap(tmp / TARGETS, mode="w+", dtype=np.float32,
@@ -167,7 +172,6 @@ def _build(source: torch.utils.data.Dataset, identity: dict[str, Any], root: Pat
             workers = min(4, os.cpu_count() or 1) if n >= 64 else 0
         loader = torch.utils.data.DataLoader(source, batch_size=None, num_workers=workers,
                                              shuffle=False)
-        name = getattr(source, "name", type(source).__name__)
         for i, item in enumerate(tqdm(loader, total=n, desc=f"clip cache {name}", unit="clip",
                                       disable=not progress, dynamic_ncols=True)):
             waves[i] = item["waveform"].numpy()
@@ -185,48 +189,3 @@ def _build(source: torch.utils.data.Dataset, identity: dict[str, Any], root: Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("clip cache %s: %d clips in %.1f s", root / key, n, time.perf_counter() - t0)
-
-
-def cache_entries(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """The built entries under ``root`` (default :func:`cache_root`): ``key``, ``path``,
-    ``bytes``, ``clips``, ``created`` and a short ``source`` description, newest first; plus
-    temporary folders of killed builds as ``{"key": ..., "incomplete": True}``."""
-    root = Path(root or cache_root())
-    out: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return out
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            out.append({"key": folder.name, "path": folder, "bytes": size, "incomplete": True})
-            continue
-        ident = manifest.get("identity", {})
-        audio, synth = ident.get("audio", {}), ident.get("synth", {})
-        source = (f"{ident.get('source', '?')} {ident.get('split', '?')}, seed "
-                  f"{synth.get('synth_seed', '?')}, {audio.get('clip_seconds', '?')} s"
-                  + (", label noise" if ident.get("label_noise") else ""))
-        out.append({"key": folder.name, "path": folder, "bytes": size,
-                    "clips": manifest.get("clips"), "created": manifest.get("created", ""),
-                    "source": source})
-    return sorted(out, key=lambda e: e.get("created", ""), reverse=True)
-
-
-def clear_cache(root: str | os.PathLike | None = None) -> int:
-    """Remove every entry (and lock file) under ``root``; returns the bytes freed. An entry
-    being built by another process is left alone (its lock is held)."""
-    root = Path(root or cache_root())
-    freed = 0
-    for entry in cache_entries(root):
-        key = entry["key"].split(".tmp-")[0]
-        try:
-            with file_lock(root / f"{key}.lock", blocking=False):
-                shutil.rmtree(entry["path"], ignore_errors=True)
-                freed += entry["bytes"]
-        except BlockingIOError:
-            log.warning("%s is being built by another process; left alone", entry["path"])
-    for lock in root.glob("*.lock") if root.is_dir() else []:
-        if not (root / lock.stem).exists():
-            lock.unlink(missing_ok=True)
-    return freed

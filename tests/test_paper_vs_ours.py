@@ -12,7 +12,7 @@ import pytest
 from sedlib.config import AudioConfig
 from sedlib.study.claims import PAPER_PSDS1
 from sedlib.study.config import StudyConfig
-from sedlib.study.findings import _pm, difference
+from sedlib.study.findings import difference, plus_minus
 from sedlib.study.paper_vs_ours import (
     condition_table,
     counterpart,
@@ -90,9 +90,9 @@ def test_the_strides_table_and_the_set_ups():
 
 
 def test_bounded_intervals_are_shown_bounded():
-    assert _pm(0.0, -0.22, 0.22) == "0.00 [0.00, 0.22]"
-    assert _pm(99.5, 98.0, 101.0) == "99.50 [98.00, 100.00]"
-    assert _pm(50.0, 49.0, 51.0) == "50.00 ± 1.00"
+    assert plus_minus(0.0, -0.22, 0.22) == "0.00 [0.00, 0.22]"
+    assert plus_minus(99.5, 98.0, 101.0) == "99.50 [98.00, 100.00]"
+    assert plus_minus(50.0, 49.0, 51.0) == "50.00 ± 1.00"
 
 
 def test_every_notebook_shows_the_paper_beside_its_run():

@@ -33,7 +33,7 @@ def seed_table(results: Iterable[Any], *, by: str | Sequence[str] = "name",
     rows: list[dict[str, Any]] = []
     for i, metric in enumerate(metrics):
         for j, row in enumerate(summarise_seeds(recs, metric, by=by_)):
-            text = _pm(row[metric], row[f"{metric}_low"], row[f"{metric}_high"])
+            text = plus_minus(row[metric], row[f"{metric}_low"], row[f"{metric}_high"])
             part = {f"{metric}": row[metric], f"{metric}_low": row[f"{metric}_low"],
                     f"{metric}_high": row[f"{metric}_high"], f"{metric} (95 % CI)": text}
             if i == 0:
@@ -45,7 +45,7 @@ def seed_table(results: Iterable[Any], *, by: str | Sequence[str] = "name",
     return pd.DataFrame(rows)
 
 
-def _pm(mean: float, low: float, high: float) -> str:
+def plus_minus(mean: float, low: float, high: float) -> str:
     """``"mean ± half-width"``; an interval reaching past 0 or 100 (PSDS is bounded by both)
     as ``"mean [low, high]"`` clipped to the bounds, never as "0.00 ± 0.22"."""
     if low < 0 or high > 100:
@@ -181,5 +181,5 @@ def single_model_row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         iv = mean_interval([100 * metrics[m]], None if folds is None else
                            [fold_variance([100 * v for v in folds])])
         row.update({m: iv.mean, f"{m}_low": iv.low, f"{m}_high": iv.high,
-                    f"{m} (95 % CI)": _pm(iv.mean, iv.low, iv.high)})
+                    f"{m} (95 % CI)": plus_minus(iv.mean, iv.low, iv.high)})
     return row

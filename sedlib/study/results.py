@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sedlib.config import PROJECT_ROOT
+from sedlib.study.findings import plus_minus
 from sedlib.study.results_log import CHECKPOINT_EVAL, OWN_CLASSES, settings_key
 
 
@@ -191,10 +192,8 @@ def stored_results_markdown(notebook: str, profile: str = "classroom",
 
 def _pm(row: Mapping[str, Any], metric: str) -> str:
     """``mean ± half-width``, clipped to ``mean [low, high]`` where it would reach past 0 or 100
-    (as the notebooks print it, :func:`sedlib.study.findings._pm`); ``mean (one run)`` where one
+    (as the notebooks print it, :func:`sedlib.study.findings.plus_minus`); ``mean (one run)`` where one
     run without eval folds has no interval."""
-    from sedlib.study.findings import _pm as plus_minus
-
     low, high = row[f"{metric}_low"], row[f"{metric}_high"]
     if row["n_seeds"] == 1 and not high > low:
         return f"{row[metric]:.2f} (one run)"

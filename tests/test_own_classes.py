@@ -14,8 +14,12 @@ def test_notebook_07s_runs_are_keyed_by_the_initial_weights_content(tmp_path):
     first = _run_dir(tmp_path, cfg, "checkpoint", 0)
     assert _run_dir(tmp_path, cfg, "checkpoint", 0) == first
     assert _run_dir(tmp_path, cfg, "scratch", 0) != first and _run_dir(tmp_path, cfg, "checkpoint", 1) != first
+    scratch = _run_dir(tmp_path, cfg, "scratch", 0)
     init.write_bytes(b"weights two")
     assert _run_dir(tmp_path, cfg, "checkpoint", 0) != first
+    # a scratch run never loads the initial weights: neither their content nor their name keys it
+    assert _run_dir(tmp_path, cfg, "scratch", 0) == scratch
+    assert _run_dir(tmp_path, OwnClassesConfig(init="fmn10+tf-256_strong"), "scratch", 0) == scratch
     assert _run_dir(tmp_path, OwnClassesConfig(init="fmn10+tf-256_strong"), "checkpoint", 0).name.startswith(
         "07-checkpoint-s0-")  # a release: keyed by its name
 

@@ -83,11 +83,14 @@ def prepare_sets(work_dir: str | os.PathLike, cfg: OwnClassesConfig = OwnClasses
 
 
 def run_settings(cfg: OwnClassesConfig, cond: str, seed: int) -> dict[str, Any]:
-    """What a run's key hashes: its settings, the initial weights by their content (a release by
-    its name), so a checkpoint replaced under the same path is a new run."""
+    """What a run's key hashes: its settings, and for the ``checkpoint`` condition the initial
+    weights by their content (a release by its name), so a checkpoint replaced under the same path
+    is a new run. A ``scratch`` run never loads them: its key leaves them out (``init`` None), so
+    profiles fine-tuning different checkpoints share their scratch runs."""
     from sedlib.study.results_log import content_id
 
-    return {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond, "init": content_id(cfg.init)}
+    init = content_id(cfg.init) if cond == "checkpoint" else None
+    return {**asdict(cfg), "seeds": None, "seed": seed, "condition": cond, "init": init}
 
 
 def run_key(settings: dict[str, Any]) -> str:

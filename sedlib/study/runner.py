@@ -135,11 +135,20 @@ def notebook_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike,
 QUIET_LOGGERS = ("papermill", "papermill.translators")
 
 
-class _QuietCommon(logging.Filter):
-    """Drop papermill's "Passed unknown parameter" warning for ``common`` names (by design) and
-    its "Unable to parse line" warning for string parameters holding '='."""
+def expected_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike) -> set[str]:
+    """The names the study may pass ``notebook`` without a warning: the profile's ``common``
+    ones (passed to every notebook by design), the runner's, and those the notebook declares.
+    papermill's own inspection misses a declared name whose string holds '=' (a data spec with
+    options, "synth:500:0:world=context2") and would call it unknown."""
+    return {*profile["common"], *RUNNER_PARAMETERS, *declared_parameters(notebook)}
 
-    def __init__(self, names: Iterable[str]) -> None:
+
+class _QuietPapermill(logging.Filter):
+    """Drop papermill's "Passed unknown parameter" warning for ``names``
+    (:func:`expected_parameters`) and its "Unable to parse line" warning for string parameters
+    holding '='."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
         super().__init__()
         self.names = set(names)
 
@@ -249,7 +258,7 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
     os.environ[RESULTS_LOG_ENV] = str(log_path)  # the kernels inherit it
     os.environ[PROGRESS_ENV] = "text"  # bars a saved notebook can show (sedlib.progress)
     t_start = time.perf_counter()
-    quiet = _QuietCommon([*prof["common"], *RUNNER_PARAMETERS])
+    quiet = _QuietPapermill()
     for logger in QUIET_LOGGERS:  # a filter acts only on its own logger's records
         logging.getLogger(logger).addFilter(quiet)
     try:
@@ -262,6 +271,7 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
             t0 = time.perf_counter()
             try:
                 params = notebook_parameters(prof, nb, runner)
+                quiet.names = expected_parameters(prof, nb)
                 pm.execute_notebook(str(nb), str(out / nb.name), parameters=params,
                                     kernel_name=kernel, progress_bar=progress, cwd=os.getcwd(),
                                     extra_arguments=list(KERNEL_ARGUMENTS))

@@ -162,7 +162,7 @@ def test_entries_are_listed_and_cleared_from_the_command_line(tmp_path, monkeypa
     entries = cache_entries(root)
     assert len(entries) == 3 and sum(e.get("incomplete", False) for e in entries) == 1
     built = {e["key"]: e for e in entries if not e.get("incomplete")}
-    assert built[a.folder.name]["clips"] == 3 and "train, seed 0, 2.0 s" in built[a.folder.name]["source"]
+    assert built[a.folder.name]["clips"] == 3 and "train, seed 0, world basic, 2.0 s" in built[a.folder.name]["source"]
     assert built[a.folder.name]["bytes"] > 3 * 32000 * 4  # 3 clips x 2 s x 16 kHz float32
     assert cli.main(["cache"]) == 0
     out = capsys.readouterr().out

@@ -88,8 +88,9 @@ def cache_entries(root: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         ident = manifest.get("identity", {})
         audio, synth = ident.get("audio", {}), ident.get("synth", {})
+        world = f", world {synth['synth_world']}" if synth.get("synth_world") else ""
         source = (f"{ident.get('source', '?')} {ident.get('split', '?')}, seed "
-                  f"{synth.get('synth_seed', '?')}, {audio.get('clip_seconds', '?')} s"
+                  f"{synth.get('synth_seed', '?')}{world}, {audio.get('clip_seconds', '?')} s"
                   + (", label noise" if ident.get("label_noise") else ""))
         out.append({"key": folder.name, "path": folder, "bytes": size,
                     "clips": manifest.get("clips"), "created": manifest.get("created", ""),

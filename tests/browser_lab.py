@@ -100,7 +100,8 @@ def prepare_notebook(stem: str, folder: Path, *, profile: str = "smoke", cache_d
     import nbformat
     import papermill as pm
 
-    from sedlib.study.runner import NOTEBOOKS_DIR, load_profile, notebook_parameters, study_kernel
+    from sedlib.study.profiles import NOTEBOOKS_DIR, load_profile, notebook_parameters
+    from sedlib.study.runner import study_kernel
 
     src = NOTEBOOKS_DIR / f"{stem}.ipynb"
     runner = {"run_dir": str(folder / "run" / stem), "cache_dir": str(cache_dir or folder / "cache")}

@@ -18,20 +18,17 @@ from sedlib.study.config import (
     configs_from_parameters,
     parameter_names,
 )
-from sedlib.study.runner import (
+from sedlib.study.config import RUNNER_PARAMETERS
+from sedlib.study.profiles import (
     NOTEBOOKS_DIR,
     PROFILES,
-    RUNNER_PARAMETERS,
-    SUMMARY,
     declared_parameters,
     expected_parameters,
-    kernel_interpreter,
     load_profile,
     notebook_parameters,
     notebooks,
-    run_study,
-    study_kernel,
 )
+from sedlib.study.runner import SUMMARY, kernel_interpreter, run_study, study_kernel
 
 NOTEBOOKS = notebooks()
 IDS = [p.stem for p in NOTEBOOKS]

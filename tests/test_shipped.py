@@ -16,7 +16,7 @@ from sedlib.models.checkpoints import load_checkpoint
 from sedlib.models.names import parse_name
 from sedlib.registry import create_model
 from sedlib.study.config import StudyConfig
-from sedlib.study.runner import load_profile
+from sedlib.study.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "data" / "checkpoints").glob("**/*.safetensors"))
@@ -79,7 +79,7 @@ def test_every_checkpoint_a_profile_names_is_shipped_for_its_world(name, monkeyp
     """What each notebook of a CPU profile really gets (common, its section and the notebook's
     own defaults): every data spec is of one world, and every checkpoint it names (teachers,
     the listening model, 00's reference) is a shipped file with that world's classes."""
-    from sedlib.study.runner import declared_parameters, notebook_parameters
+    from sedlib.study.profiles import declared_parameters, notebook_parameters
 
     monkeypatch.chdir(ROOT)
     profile = load_profile(name)

@@ -1,6 +1,7 @@
 """The study: numbered notebooks executed by papermill, cached training runs, their figures.
 
-- :mod:`~sedlib.study.runner`: ``run_study`` (papermill into a run folder), profiles.
+- :mod:`~sedlib.study.runner`: ``run_study`` (papermill into a run folder);
+  :mod:`~sedlib.study.profiles`: the YAML profiles and the notebooks' parameters cells.
 - :mod:`~sedlib.study.config`: ``StudyConfig`` and the notebooks' flat parameters.
 - :mod:`~sedlib.study.experiments`: ``Experiment`` (one training run, keyed by its full config);
   :mod:`~sedlib.study.cache`: run-once-and-reuse; :mod:`~sedlib.study.training`: what a run does;

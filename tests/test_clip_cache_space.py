@@ -114,6 +114,12 @@ def test_prune_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["cache"]) == 0
     out = capsys.readouterr().out
     assert "2 entries" in out and "cap ($SEDLIB_CLIP_CACHE_GB)" in out and "used 1 d ago" in out
+    assert "beside it" not in out
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "m.onnx").write_bytes(b"x" * 2500)
+    (tmp_path / "fmn10_weak.pt").write_bytes(b"x" * 100)
+    assert cli.main(["cache"]) == 0
+    assert f"(beside it in {tmp_path}: fmn10_weak.pt 100 B, onnx 2.5 kB;" in capsys.readouterr().out
     assert cli.main(["cache", "--prune"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("evicted 1 entries") and keys(root) == {new} and "used just now" in out

@@ -26,6 +26,19 @@ def _ago(seconds: float) -> str:
     return "just now"
 
 
+def _others(root) -> list[tuple[str, int]]:
+    """(name, bytes) of what else lies in ``$SEDLIB_CACHE`` beside the clip cache."""
+    if not root.parent.is_dir():
+        return []
+    out = []
+    for p in sorted(root.parent.iterdir()):
+        if p == root:
+            continue
+        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
+        out.append((p.name, sum(f.stat().st_size for f in files)))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from sedlib.data.clip_cache import cache_root
     from sedlib.data.clip_cache_space import (LIMIT_ENV, cache_entries, cache_limit_bytes,
@@ -44,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     total, now = sum(e["bytes"] for e in entries), time.time()
     print(f"{root}: {len(entries)} entries, {format_bytes(total)} of a {format_bytes(limit)} cap "
           f"(${LIMIT_ENV})")
+    others = _others(root)
+    if others:
+        print(f"  (beside it in {root.parent}: {', '.join(f'{n} {format_bytes(b)}' for n, b in others)};"
+              f" downloaded releases and ONNX exports, not managed here)")
     for e in entries:
         if e.get("incomplete"):
             print(f"  {e['key']}  {format_bytes(e['bytes']):>9}  incomplete (a build was killed "

@@ -44,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from sedlib.data.clip_cache_space import (LIMIT_ENV, cache_entries, cache_limit_bytes,
                                               clear_cache, format_bytes, make_room)
 
-    root, limit = cache_root(), cache_limit_bytes()
-    if args.clear:
+    root = cache_root()
+    if args.clear:  # before reading the cap: a bad $SEDLIB_CLIP_CACHE_GB must not block it
         print(f"freed {format_bytes(clear_cache(root))} in {root}")
         return 0
+    limit = cache_limit_bytes()
     if args.prune:
         before = {e["key"]: e["bytes"] for e in cache_entries(root)}
         evicted = make_room(root, 0, limit=limit)

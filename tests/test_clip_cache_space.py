@@ -59,10 +59,14 @@ def test_least_recently_used_entries_are_evicted_to_fit_the_cap(tmp_path, monkey
     assert again.folder.name == a and torch.equal(again[2]["waveform"], synth(1)[2]["waveform"])
 
 
-def test_a_lookup_marks_an_entry_used(tmp_path):
+def test_a_lookup_and_a_read_mark_an_entry_used(tmp_path):
     key = build(tmp_path, 1, hours_ago=5.0)
     assert time.time() - space.cache_entries(tmp_path)[0]["used"] > 4 * 3600
-    assert lookup(synth(1), tmp_path) is not None
+    data = lookup(synth(1), tmp_path)
+    assert data is not None and time.time() - space.cache_entries(tmp_path)[0]["used"] < 60
+    t = time.time() - 5 * 3600
+    os.utime(data.folder / space.MANIFEST, (t, t))
+    data[0]  # a worker opening the arrays (long after the lookup) marks it used too
     assert time.time() - space.cache_entries(tmp_path)[0]["used"] < 60
     assert space.make_room(tmp_path, 10**12, limit=0) == [] and keys(tmp_path) == {key}
 

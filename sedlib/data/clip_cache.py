@@ -91,8 +91,11 @@ class CachedClips(torch.utils.data.Dataset):
         self.__dict__.update(state)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(waveforms ``(N, samples)``, targets ``(N, K, T)``), read-only memory maps."""
+        """(waveforms ``(N, samples)``, targets ``(N, K, T)``), read-only memory maps. Opening
+        them marks the entry used (a data loader's workers open them anew each epoch), which keeps
+        it from eviction while a long run reads it."""
         if self._arrays is None:
+            mark_used(self.folder)
             self._arrays = (np.load(self.folder / WAVEFORMS, mmap_mode="r"),
                             np.load(self.folder / TARGETS, mmap_mode="r"))
         return self._arrays

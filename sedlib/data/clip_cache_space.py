@@ -10,10 +10,10 @@ build the disk cannot hold with one line saying what to do, instead of failing h
 "No space left on device".
 
 "Used" is the modification time of an entry's manifest, touched at every lookup and whenever
-a process (or a data loader's worker) opens the entry's arrays. Two entries
-are never evicted: one being built (its lock is held) and one used within the last hour (a
-study in another process may be reading it; removing its files would break that study's next
-data loader). If only such entries are left, the cache stays over its cap and a warning says so.
+a process (or a data loader's worker) opens the entry's arrays. Two entries are never evicted:
+one being built (its lock is held) and one used within the last hour (a study in another
+process may be reading it; removing its files would break that study's next data loader). If
+only such entries are left, the cache stays over its cap and a warning says so.
 """
 
 from __future__ import annotations

@@ -279,17 +279,31 @@ def test_two_studies_sharing_a_cache_submit_each_run_once(cluster, tmp_path):
     assert len(listed) == len(exps)
 
 
+def _smoke_one_seed(tmp_path: Path) -> Path:
+    """The smoke profile with notebook 02 at one seed: every sequence model still trains in its
+    own job (10 runs), at half the SLURM jobs of the smoke profile's two seeds (CI time)."""
+    import yaml
+
+    from sedlib.study.profiles import NOTEBOOKS_DIR
+
+    profile = yaml.safe_load((NOTEBOOKS_DIR / "smoke.yaml").read_text(encoding="utf-8"))
+    profile["notebooks"]["02_sequence_models"]["seeds"] = [0]
+    path = tmp_path / "smoke_02_one_seed.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def _study(tmp_path: Path, executor: str) -> subprocess.CompletedProcess:
-    out = tmp_path / executor
-    return subprocess.run([sys.executable, "-m", "sedlib", "study", "--profile", "smoke", "--only", "02",
+    out, profile = tmp_path / executor, _smoke_one_seed(tmp_path)
+    return subprocess.run([sys.executable, "-m", "sedlib", "study", "--profile", str(profile), "--only", "02",
                            "--out", str(out / "out"), "--figures", str(out / "fig"), "--cache",
                            str(out / "cache"), "--no-progress", "--executor", executor],
                           capture_output=True, text=True, timeout=900)
 
 
 def test_cli_study_02_on_slurm_equals_local(cluster, tmp_path):
-    """``sedlib study --profile smoke --only 02 --executor slurm``: every run a finished SLURM
-    job, the same keys and PSDS values as ``--executor local``."""
+    """``sedlib study --profile <smoke, 02 at one seed> --only 02 --executor slurm``: every run a
+    finished SLURM job, the same keys and PSDS values as ``--executor local``."""
     runs = {}
     for executor in ("slurm", "local"):
         proc = _study(tmp_path, executor)

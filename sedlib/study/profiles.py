@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from sedlib.config import PROJECT_ROOT
 from sedlib.errors import SedlibError
-from sedlib.study.config import RUNNER_PARAMETERS, parameter_names
+from sedlib.study.config import parameter_names
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES = ("smoke", "quick", "classroom", "paper")
@@ -103,11 +103,3 @@ def notebook_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike,
         raise SedlibError(f"{profile['path']}: notebooks.{stem} sets {missing}, which "
                           f"{Path(notebook).name} does not declare in its parameters cell")
     return {**profile["common"], **own, **(runner or {})}
-
-
-def expected_parameters(profile: Mapping[str, Any], notebook: str | os.PathLike) -> set[str]:
-    """The names the study may pass ``notebook`` without a warning: the profile's ``common``
-    ones (passed to every notebook by design), the runner's, and those the notebook declares.
-    papermill's own inspection misses a declared name whose string holds '=' (a data spec with
-    options, "synth:500:0:world=context2") and would call it unknown."""
-    return {*profile["common"], *RUNNER_PARAMETERS, *declared_parameters(notebook)}

@@ -24,8 +24,7 @@ from sedlib.errors import SedlibError
 from sedlib.progress import PROGRESS_ENV
 from sedlib.study.config import check_overrides
 from sedlib.study.experiments import NOTEBOOK_ENV, RESULTS_LOG_ENV
-from sedlib.study.profiles import (NOTEBOOKS_DIR, expected_parameters, load_profile,
-                                   notebook_parameters, notebooks)
+from sedlib.study.profiles import NOTEBOOKS_DIR, load_profile, notebook_parameters, notebooks
 from sedlib.study.results import read_results_log, summary_markdown
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,11 @@ QUIET_LOGGERS = ("papermill", "papermill.translators")
 
 
 class _QuietPapermill(logging.Filter):
-    """Drop papermill's "Passed unknown parameter" warning for ``names``
-    (:func:`expected_parameters`) and its "Unable to parse line" warning for string parameters
-    holding '='."""
+    """Drop papermill's "Passed unknown parameter" warning for ``names`` (the parameters the
+    study passes: :func:`~sedlib.study.profiles.notebook_parameters` has already refused a name
+    the notebook does not declare, except the profile's ``common`` ones, passed to every notebook
+    by design; papermill's own inspection misses a declared string holding '=', e.g. 02's
+    ``median_sweep_data``) and its "Unable to parse line" warning for such strings."""
 
     def __init__(self, names: Iterable[str] = ()) -> None:
         super().__init__()
@@ -174,7 +175,7 @@ def run_study(profile: str | os.PathLike = "quick", *, only: Iterable[str] | Non
             t0 = time.perf_counter()
             try:
                 params = notebook_parameters(prof, nb, runner)
-                quiet.names = expected_parameters(prof, nb)
+                quiet.names = set(params)
                 pm.execute_notebook(str(nb), str(out / nb.name), parameters=params,
                                     kernel_name=kernel, progress_bar=progress, cwd=os.getcwd(),
                                     extra_arguments=list(KERNEL_ARGUMENTS))
